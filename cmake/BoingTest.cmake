@@ -1,0 +1,12 @@
+# boing_add_gtest(NAME <name> LABELS <label...> SOURCES <files...> LIBS <targets...>)
+# A GoogleTest executable registered with ctest under the given labels.
+function(boing_add_gtest)
+  if(NOT BOING_BUILD_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(T "" "NAME" "LABELS;SOURCES;LIBS" ${ARGN})
+  add_executable(${T_NAME} ${T_SOURCES})
+  target_link_libraries(${T_NAME} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main GTest::gmock)
+  add_test(NAME ${T_NAME} COMMAND ${T_NAME})
+  set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}" TIMEOUT 600)
+endfunction()

@@ -1,0 +1,214 @@
+#include "boing/event.h"
+
+#include <gtest/gtest.h>
+
+#include "boing/crypto.h"
+
+namespace boing {
+namespace {
+
+constexpr std::string_view kSeedPython = R"({
+  "api_key": "k1", "timestamp": 1764050000.123456, "method": "get", "endpoint": "/users/42",
+  "client_ip": "203.0.113.9",
+  "headers": {"Host": "shop.example", "User-Agent": "curl/8", "Authorization": "Bearer abc.def"},
+  "status_code": 200, "latency_ms": 12.5, "body_size": 0})";
+
+TEST(EventParse, AcceptsSeedPythonEvent) {
+  Event e;
+  auto err = ParseEvent(kSeedPython, EventLimits{}, e);
+  ASSERT_FALSE(err) << err->field << ": " << err->message;
+  EXPECT_EQ(e.api_key, "k1");
+  EXPECT_DOUBLE_EQ(e.timestamp, 1764050000.123456);
+  EXPECT_EQ(e.method, "GET");
+  EXPECT_EQ(e.endpoint, "/users/42");
+  EXPECT_EQ(e.status_code, 200);
+  EXPECT_EQ(e.headers.size(), 3u);
+  EXPECT_EQ(*e.body_size, 0);
+}
+
+TEST(EventParse, AcceptsNodeStyleArraysNullsAndIntegralFloats) {
+  Event e;
+  auto err = ParseEvent(
+      R"({"timestamp":1764050000,"method":"POST","endpoint":"/x","client_ip":"::ffff:127.0.0.1",
+          "headers":{"accept":["a","b"]},"status_code":201.0,"latency_ms":3,"body_size":null,
+          "unknown_field":{"deep":[1,2,3]}})",
+      EventLimits{}, e);
+  ASSERT_FALSE(err) << err->field << ": " << err->message;
+  EXPECT_EQ(e.headers[0].second, "a, b");
+  EXPECT_EQ(e.status_code, 201);
+  EXPECT_FALSE(e.body_size.has_value());
+}
+
+struct Bad {
+  const char* json;
+  const char* field;
+};
+
+class EventReject : public ::testing::TestWithParam<Bad> {};
+
+TEST_P(EventReject, NamesTheField) {
+  Event e;
+  auto err = ParseEvent(GetParam().json, EventLimits{}, e);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->field, GetParam().field) << err->message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, EventReject,
+    ::testing::Values(
+        Bad{R"({"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":200,"latency_ms":1})",
+            "timestamp"},
+        Bad{R"({"timestamp":"now","method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":200,"latency_ms":1})",
+            "timestamp"},
+        Bad{R"({"timestamp":1764050000000,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":200,"latency_ms":1})",
+            "timestamp"},
+        Bad{R"({"timestamp":1,"method":"G ET","endpoint":"/","client_ip":"1.2.3.4","status_code":200,"latency_ms":1})",
+            "method"},
+        Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3","status_code":200,"latency_ms":1})",
+            "client_ip"},
+        Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":700,"latency_ms":1})",
+            "status_code"},
+        Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":200.5,"latency_ms":1})",
+            "status_code"},
+        Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":200,"latency_ms":-1})",
+            "latency_ms"},
+        Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":200,"latency_ms":1,"headers":[]})",
+            "headers"},
+        Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":200,"latency_ms":1,"headers":{"a":{"b":1}}})",
+            "headers"},
+        Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":200,"latency_ms":1,"seq":5})",
+            "agent_id"},
+        Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":200,"latency_ms":1,"tls":"yes"})",
+            "tls"},
+        Bad{R"([1,2])", ""}, Bad{R"({"timestamp":)", ""}));
+
+TEST(EventParse, EnforcesLimits) {
+  EventLimits lim;
+  lim.max_endpoint_len = 10;
+  lim.max_headers = 1;
+  Event e;
+  auto err = ParseEvent(
+      R"({"timestamp":1,"method":"GET","endpoint":"/0123456789abc","client_ip":"1.2.3.4","status_code":200,"latency_ms":1})",
+      lim, e);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->field, "endpoint");
+  EXPECT_NE(err->message.find("10"), std::string::npos);
+  Event e2;
+  err = ParseEvent(
+      R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":200,"latency_ms":1,"headers":{"a":"1","b":"2"}})",
+      lim, e2);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->field, "headers");
+}
+
+TEST(EventParse, RejectsDeepNesting) {
+  std::string deep = R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4",)"
+                     R"("status_code":200,"latency_ms":1,"x":)";
+  for (int i = 0; i < 50; ++i) deep += "[";
+  for (int i = 0; i < 50; ++i) deep += "]";
+  deep += "}";
+  Event e;
+  auto err = ParseEvent(deep, EventLimits{}, e);
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->message.find("depth"), std::string::npos);
+}
+
+TEST(EventBatch, ArrayRejectsOnlyBadItems) {
+  std::vector<BatchItem> items;
+  auto err = ParseEventBatch(
+      R"([{"timestamp":1,"method":"GET","endpoint":"/a","client_ip":"1.2.3.4","status_code":200,"latency_ms":1},
+          {"timestamp":1,"method":"GET","endpoint":"/b","client_ip":"bad","status_code":200,"latency_ms":1},
+          {"timestamp":1,"method":"GET","endpoint":"/c","client_ip":"::1","status_code":200,"latency_ms":1}])",
+      EventLimits{}, items, 100);
+  ASSERT_FALSE(err);
+  ASSERT_EQ(items.size(), 3u);
+  EXPECT_FALSE(items[0].error);
+  ASSERT_TRUE(items[1].error);
+  EXPECT_EQ(items[1].error->field, "client_ip");
+  EXPECT_FALSE(items[2].error);
+  EXPECT_EQ(items[2].event.endpoint, "/c");
+}
+
+TEST(EventBatch, NdjsonWithGarbageLine) {
+  std::vector<BatchItem> items;
+  auto err = ParseEventBatch(
+      "{\"timestamp\":1,\"method\":\"GET\",\"endpoint\":\"/a\",\"client_ip\":\"1.2.3.4\","
+      "\"status_code\":200,\"latency_ms\":1}\n\n{not json}\r\n"
+      "{\"timestamp\":2,\"method\":\"PUT\",\"endpoint\":\"/b\",\"client_ip\":\"1.2.3.4\","
+      "\"status_code\":204,\"latency_ms\":1}",
+      EventLimits{}, items, 100);
+  ASSERT_FALSE(err);
+  ASSERT_EQ(items.size(), 3u);
+  EXPECT_FALSE(items[0].error);
+  EXPECT_TRUE(items[1].error);
+  EXPECT_EQ(items[2].event.method, "PUT");
+  EXPECT_EQ(items[2].index, 2u);
+}
+
+TEST(EventBatch, BoundsItemCount) {
+  std::vector<BatchItem> items;
+  auto err = ParseEventBatch("[{},{},{}]", EventLimits{}, items, 2);
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->message.find("2"), std::string::npos);
+}
+
+TEST(EventJson, RoundTrips) {
+  Event e;
+  ASSERT_FALSE(ParseEvent(kSeedPython, EventLimits{}, e));
+  e.agent_id = "ag";
+  e.seq = 7;
+  e.tls = true;
+  std::string json = EventToJson(e);
+  EXPECT_EQ(json.find("api_key"), std::string::npos);
+  Event back;
+  ASSERT_FALSE(ParseEvent(json, EventLimits{}, back));
+  EXPECT_EQ(back.endpoint, e.endpoint);
+  EXPECT_EQ(back.headers, e.headers);
+  EXPECT_EQ(*back.seq, 7);
+  EXPECT_TRUE(*back.tls);
+}
+
+TEST(Scrub, RemovesSecretsAndSetsIdentity) {
+  Event e;
+  ASSERT_FALSE(ParseEvent(kSeedPython, EventLimits{}, e));
+  e.headers.emplace_back("cookie", "session=s3cr3t");
+  e.headers.emplace_back("X-Api-Key", "k-123");
+  ScrubSecrets(e, "idkey", {"x-api-key"});
+  for (const auto& [k, v] : e.headers) {
+    EXPECT_EQ(v.find("abc.def"), std::string::npos);
+    EXPECT_EQ(v.find("s3cr3t"), std::string::npos);
+    EXPECT_EQ(v.find("k-123"), std::string::npos);
+  }
+  EXPECT_EQ(e.headers.size(), 2u);
+  EXPECT_EQ(e.identity, IdentityOf("idkey", "abc.def"));
+  EXPECT_EQ(e.identity.size(), 32u);
+  EXPECT_EQ(e.user_agent, "curl/8");
+  EXPECT_EQ(e.host, "shop.example");
+}
+
+TEST(Scrub, JwtSubjectIsTheCredential) {
+  crypto::JwtClaims c1, c2;
+  c1.sub = c2.sub = "alice";
+  c1.exp = 4102444800;
+  c2.exp = 1;
+  Event a, b;
+  a.headers = {{"Authorization", "Bearer " + crypto::JwtSign(c1, "k")}};
+  b.headers = {{"authorization", "bearer " + crypto::JwtSign(c2, "z")}};
+  ScrubSecrets(a, "idkey", {});
+  ScrubSecrets(b, "idkey", {});
+  EXPECT_EQ(a.identity, b.identity);
+  EXPECT_EQ(a.identity, IdentityOf("idkey", "sub:alice"));
+}
+
+TEST(Scrub, BasicAuthIdentityIsTheUser) {
+  Event a, b;
+  a.headers = {{"Authorization", "Basic " + crypto::Base64("bob:pw1")}};
+  b.headers = {{"Authorization", "Basic " + crypto::Base64("bob:pw2")}};
+  ScrubSecrets(a, "k", {});
+  ScrubSecrets(b, "k", {});
+  EXPECT_EQ(a.identity, b.identity);
+  EXPECT_FALSE(a.identity.empty());
+}
+
+}  // namespace
+}  // namespace boing
