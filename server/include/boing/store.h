@@ -1,0 +1,236 @@
+// Storage for boing-server behind one interface, with two implementations: SQLite (embedded
+// default, a file in the data dir) and MySQL/MariaDB (mysql-connector-c++). Schemas and numbered
+// forward-only migrations live in sql/ and are applied by Open*().
+//
+// Invariants:
+//  - Every statement is prepared; no value is ever spliced into SQL text.
+//  - Every method is thread-safe (implementations use a connection pool).
+//  - Methods never throw: driver exceptions are caught at this boundary and turned into
+//    StoreError (a failed Status). `Status::unavailable` marks a database that cannot be reached,
+//    so HTTP handlers can answer 503 with Retry-After.
+//  - InsertEvents commits before it returns success: that commit is the durability point of
+//    ingest (EVENTS.md, "Durability").
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "boing/event.h"
+
+namespace boing {
+
+struct Status {
+  bool ok = true;
+  bool unavailable = false;  // connection lost / database down: retryable
+  bool conflict = false;     // unique constraint violated (e.g. username taken)
+  std::string message;
+  static Status Ok() { return {}; }
+  static Status Error(std::string m) { return {false, false, false, std::move(m)}; }
+  static Status Unavailable(std::string m) { return {false, true, false, std::move(m)}; }
+  static Status Conflict(std::string m) { return {false, false, true, std::move(m)}; }
+  explicit operator bool() const { return ok; }
+};
+
+struct User {
+  int64_t id = 0;
+  std::string username;
+  std::string email;
+  std::string password_hash;  // Argon2id PHC string
+  std::string role;           // "admin" | "user"
+  bool disabled = false;
+  int failed_logins = 0;
+  int64_t locked_until = 0;  // unix seconds, 0 = not locked
+  int64_t created_at = 0;
+};
+
+struct Api {
+  int64_t id = 0;
+  std::string name;
+  std::string base_url;
+  int64_t owner_id = 0;
+  std::string settings_json = "{}";
+  std::string ingest_key_hash;      // hex SHA-256 of the ingest key
+  std::string ingest_key_prefix;    // first characters, to recognise a key without storing it
+  std::string upstream_secret_enc;  // Fernet token, "" when none
+  // Match rules for sensor events (which carry no ingest key). Empty / 0 = any.
+  std::string match_host;
+  int match_port = 0;
+  std::string match_base_path;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
+struct EnrollmentToken {
+  int64_t id = 0;
+  std::string token_hash;  // hex SHA-256
+  std::string name;        // label given by the admin
+  int64_t created_by = 0;
+  int64_t expires_at = 0;
+  int64_t used_at = 0;  // 0 = unused
+  int64_t created_at = 0;
+};
+
+struct Agent {
+  int64_t id = 0;
+  std::string agent_id;    // public id used in events (agent_id field)
+  std::string token_hash;  // hex SHA-256 of the agent token
+  std::string hostname;
+  std::string version;
+  int64_t enrolled_at = 0;
+  int64_t last_seen = 0;
+  bool revoked = false;
+  std::string counters_json = "{}";  // last heartbeat's counters
+  std::string rates_json = "[]";     // last heartbeat's per-IP rate samples
+};
+
+struct DetectorConfig {
+  std::string id;  // stable: "rate_limit", "sqli", ...
+  std::string name;
+  std::string stage;  // "rules" | "statistics" | "ml" | "classifier"
+  bool enabled = true;
+  std::string severity = "medium";
+  std::string config_json = "{}";  // thresholds, windows, ...
+  int64_t updated_at = 0;
+  int64_t updated_by = 0;
+};
+
+struct ListEntry {
+  int64_t id = 0;
+  std::string list;  // "whitelist" | "blacklist"
+  std::string kind;  // "ip" | "cidr" | "identity" | "api_key"
+  std::string value;
+  std::string reason;
+  int64_t api_id = 0;  // 0 = all APIs
+  int64_t created_by = 0;
+  int64_t created_at = 0;
+  int64_t expires_at = 0;  // 0 = never
+};
+
+struct AuditEntry {
+  int64_t id = 0;
+  int64_t ts_ms = 0;
+  int64_t user_id = 0;
+  std::string username;
+  std::string action;  // e.g. "api.create"
+  std::string target;  // e.g. "api:12"
+  std::string client_ip;
+  std::string details_json = "{}";
+};
+
+// Result of inserting one event of a batch.
+enum class InsertOutcome { kInserted, kDuplicate };
+
+struct LogFilter {
+  std::vector<int64_t> api_ids;   // empty = all (caller enforces ownership by filling this)
+  bool restrict_to_apis = false;  // true with empty api_ids = nothing visible
+  std::string client_ip;
+  std::string endpoint;  // exact match, or prefix match when it ends with '*'
+  std::string method;
+  int status_min = 0;
+  int status_max = 0;  // 0 = no bound
+  double from_ts = 0;  // Unix seconds, inclusive; 0 = no bound
+  double to_ts = 0;    // exclusive; 0 = no bound
+  // Keyset pagination: rows strictly older than (before_ts, before_id) in (timestamp, id) order,
+  // newest first.
+  std::optional<double> before_ts;
+  int64_t before_id = 0;
+  int limit = 100;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual std::string Backend() const = 0;  // "sqlite" | "mysql"
+  virtual Status Ping() = 0;
+
+  // Users.
+  virtual Status CreateUser(User& u) = 0;  // sets u.id; Conflict on duplicate username
+  virtual std::optional<User> GetUserByName(const std::string& username) = 0;
+  virtual std::optional<User> GetUser(int64_t id) = 0;
+  virtual std::vector<User> ListUsers() = 0;
+  virtual Status UpdateUser(const User& u) = 0;  // role, email, disabled, password_hash, lockout
+  virtual Status DeleteUser(int64_t id) = 0;
+  virtual int64_t CountUsers() = 0;
+
+  // Revoked JWT ids (logout). Expired rows may be purged.
+  virtual Status RevokeToken(const std::string& jti, int64_t expires_at) = 0;
+  virtual bool IsTokenRevoked(const std::string& jti) = 0;
+  virtual std::vector<std::pair<std::string, int64_t>> ListRevokedTokens() = 0;
+
+  // Monitored APIs.
+  virtual Status CreateApi(Api& a) = 0;  // sets a.id
+  virtual std::optional<Api> GetApi(int64_t id) = 0;
+  virtual std::vector<Api> ListApis(std::optional<int64_t> owner_id) = 0;
+  virtual Status UpdateApi(const Api& a) = 0;
+  virtual Status DeleteApi(int64_t id) = 0;  // also deletes its events
+  virtual std::optional<Api> GetApiByKeyHash(const std::string& ingest_key_hash) = 0;
+
+  // Agents.
+  virtual Status CreateEnrollmentToken(EnrollmentToken& t) = 0;
+  // Marks the token used and creates the agent atomically. Fails when the token is unknown,
+  // used or expired (message says which).
+  virtual Status EnrollAgent(const std::string& token_hash, int64_t now, Agent& agent) = 0;
+  virtual std::optional<Agent> GetAgentByTokenHash(const std::string& token_hash) = 0;
+  virtual std::vector<Agent> ListAgents() = 0;
+  virtual Status UpdateAgentHeartbeat(const std::string& agent_id, int64_t now,
+                                      const std::string& version, const std::string& counters_json,
+                                      const std::string& rates_json) = 0;
+  virtual Status RevokeAgent(const std::string& agent_id) = 0;
+
+  // Events: one transaction for the whole vector, committed before return. Events with an
+  // (agent_id, seq) already stored are reported kDuplicate and not stored again. `outcomes` is
+  // resized to events.size(). Sets Event::id for inserted rows.
+  virtual Status InsertEvents(std::vector<Event>& events, std::vector<InsertOutcome>& outcomes) = 0;
+  virtual std::vector<Event> QueryLogs(const LogFilter& f) = 0;
+  // Streams matching events oldest first (ignores limit/before_*), stopping when `fn` returns
+  // false. Fills every field. Used by metrics and CSV export.
+  virtual Status ScanEvents(const LogFilter& f, const std::function<bool(const Event&)>& fn) = 0;
+  virtual int64_t CountEvents() = 0;
+
+  // Detector configs.
+  virtual std::vector<DetectorConfig> ListDetectors() = 0;
+  virtual std::optional<DetectorConfig> GetDetector(const std::string& id) = 0;
+  virtual Status InsertDetectorIfMissing(const DetectorConfig& d) = 0;  // first-start defaults
+  virtual Status UpdateDetector(const DetectorConfig& d) = 0;
+
+  // White/black lists.
+  virtual Status AddListEntry(ListEntry& e) = 0;
+  virtual std::vector<ListEntry> ListEntries(const std::string& list) = 0;
+  virtual std::optional<ListEntry> GetListEntry(int64_t id) = 0;
+  virtual Status DeleteListEntry(const std::string& list, int64_t id) = 0;
+
+  // Audit log, newest first.
+  virtual Status AddAudit(const AuditEntry& a) = 0;
+  virtual std::vector<AuditEntry> ListAudit(int limit, int64_t before_id) = 0;
+
+  // Small key/value settings (identity key, schema facts).
+  virtual std::optional<std::string> GetSetting(const std::string& key) = 0;
+  virtual Status PutSetting(const std::string& key, const std::string& value) = 0;
+};
+
+struct SqliteOptions {
+  std::string path;         // database file
+  bool fsync_full = false;  // synchronous=FULL (power-loss safe) instead of NORMAL (crash safe)
+  int pool_size = 4;        // reader connections
+};
+
+struct MysqlOptions {
+  std::string host = "127.0.0.1";
+  int port = 3306;
+  std::string user;
+  std::string password;
+  std::string database = "boing";
+  int pool_size = 8;
+};
+
+// Open, create the schema if needed and apply pending migrations (the files of sql/, embedded in
+// the binary at build time). On failure returns nullptr and
+// sets `error` to a message naming what failed (file, host, migration number).
+std::unique_ptr<Store> OpenSqliteStore(const SqliteOptions& o, std::string* error);
+std::unique_ptr<Store> OpenMysqlStore(const MysqlOptions& o, std::string* error);
+
+}  // namespace boing
