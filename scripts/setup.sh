@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything Boing needs on Debian 12 (idempotent) and builds it once into build/.
+# Used by scripts/run.sh (the main job) and scripts/test.sh (every test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git
+  # libraries
+  libboost-all-dev libmysqlcppconn-dev libsqlite3-dev nlohmann-json3-dev libsimdjson-dev
+  libssl-dev libargon2-dev zlib1g-dev libgtest-dev libgmock-dev
+  # services and clients used by the main job and the tests
+  mariadb-server mariadb-client sqlite3 openssl curl procps
+  # Debian's Python modules for the integration tests (run with /usr/bin/python3)
+  python3 python3-websocket python3-cryptography
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: run as root (sudo) to install packages" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Debian's service scripts must not start a system MariaDB: tests start their own on loopback.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.boing
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    cp /usr/sbin/policy-rc.d.boing /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  rm -f /usr/sbin/policy-rc.d.boing
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+BUILD_DIR=${BUILD_DIR:-build}
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/boing-ccache}
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo ${CMAKE_ARGS:-} >/dev/null
+ninja -C "$BUILD_DIR" -j"$(nproc)" ${NINJA_TARGETS:-}

@@ -1,0 +1,467 @@
+#include "app.h"
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <charconv>
+#include <chrono>
+
+#include "boing/log.h"
+
+namespace boing {
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::optional<int64_t> ParseId(const std::string& s) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v <= 0) return std::nullopt;
+  return v;
+}
+
+Json UserJson(const User& u) {
+  return {{"id", u.id},     {"username", u.username}, {"email", u.email},
+          {"role", u.role}, {"disabled", u.disabled}, {"created_at", u.created_at}};
+}
+
+Json ApiJson(const Api& a) {
+  Json settings = Json::parse(a.settings_json, nullptr, false);
+  if (settings.is_discarded()) settings = Json::object();
+  return {{"id", a.id},
+          {"name", a.name},
+          {"base_url", a.base_url},
+          {"owner_id", a.owner_id},
+          {"settings", settings},
+          {"ingest_key_prefix", a.ingest_key_prefix},
+          {"has_upstream_secret", !a.upstream_secret_enc.empty()},
+          {"match_host", a.match_host},
+          {"match_port", a.match_port},
+          {"match_base_path", a.match_base_path},
+          {"created_at", a.created_at},
+          {"updated_at", a.updated_at}};
+}
+
+Json EventJson(const Event& e) {
+  Json j = Json::parse(EventToJson(e), nullptr, false);
+  j["id"] = e.id;
+  j["api_id"] = e.api_id;
+  return j;
+}
+
+// --- RateLimiter ---------------------------------------------------------------------------
+
+int RateLimiter::Hit(const std::string& key, int limit, int window_s, int64_t now_ms) {
+  const int64_t window_ms = int64_t{window_s} * 1000;
+  const int64_t start = now_ms - now_ms % window_ms;
+  std::lock_guard lock(mu_);
+  if (slots_.size() >= max_keys_ && !slots_.count(key)) {
+    // Evict every key idle for two windows; if none, drop an arbitrary one. Bounded either way.
+    for (auto it = slots_.begin(); it != slots_.end();) {
+      it = it->second.window_start < start - window_ms ? slots_.erase(it) : std::next(it);
+    }
+    if (slots_.size() >= max_keys_) slots_.erase(slots_.begin());
+  }
+  Slot& s = slots_[key];
+  if (s.window_start != start) {
+    s.previous = s.window_start == start - window_ms ? s.current : 0;
+    s.current = 0;
+    s.window_start = start;
+  }
+  double elapsed = static_cast<double>(now_ms - start) / static_cast<double>(window_ms);
+  double estimate = s.previous * (1.0 - elapsed) + s.current;
+  if (estimate + 1 > limit) {
+    int wait = static_cast<int>((start + window_ms - now_ms + 999) / 1000);
+    return wait < 1 ? 1 : wait;
+  }
+  ++s.current;
+  return 0;
+}
+
+// --- IngestWriter --------------------------------------------------------------------------
+
+IngestWriter::IngestWriter(Store& store, size_t queue_max, size_t commit_max)
+    : store_(store), queue_max_(queue_max), commit_max_(commit_max) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+IngestWriter::~IngestWriter() { Stop(); }
+
+bool IngestWriter::Submit(std::vector<Event> events, Done done) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    // One oversized request is still admitted into an empty queue, so a batch within
+    // BATCH_MAX_EVENTS can never be refused forever.
+    if (queued_events_ > 0 && queued_events_ + events.size() > queue_max_) return false;
+    queued_events_ += events.size();
+    queue_.push_back({std::move(events), std::move(done)});
+  }
+  cv_.notify_one();
+  return true;
+}
+
+void IngestWriter::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void IngestWriter::Loop() {
+  std::vector<Item> take;
+  std::vector<Event> all;
+  std::vector<InsertOutcome> outcomes;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      size_t n = 0;
+      while (!queue_.empty() && (take.empty() || n + queue_.front().events.size() <= commit_max_)) {
+        n += queue_.front().events.size();
+        take.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    all.clear();
+    for (auto& item : take) {
+      std::move(item.events.begin(), item.events.end(), std::back_inserter(all));
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    Status st = all.empty() ? Status::Ok() : store_.InsertEvents(all, outcomes);
+    commit_micros +=
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    ++commits;
+    if (!st.ok) {
+      ++failures;
+      log::Error("ingest commit failed", {{"events", all.size()}, {"error", st.message}});
+    }
+    size_t offset = 0;
+    for (auto& item : take) {
+      IngestResult r;
+      r.status = st;
+      size_t n = item.events.size();
+      if (st.ok) {
+        r.outcomes.assign(outcomes.begin() + static_cast<ptrdiff_t>(offset),
+                          outcomes.begin() + static_cast<ptrdiff_t>(offset + n));
+        for (auto o : r.outcomes) (o == InsertOutcome::kInserted ? committed : duplicates)++;
+        r.ids.reserve(n);
+        for (size_t i = offset; i < offset + n; ++i) r.ids.push_back(all[i].id);
+      }
+      offset += n;
+      queued_events_ -= n;
+      item.done(std::move(r));
+    }
+    take.clear();
+  }
+}
+
+// --- App -----------------------------------------------------------------------------------
+
+App::App(ServerConfig cfg, std::unique_ptr<Store> store)
+    : cfg_(std::move(cfg)), store_(std::move(store)) {}
+
+App::~App() { Shutdown(); }
+
+void App::Shutdown() {
+  if (writer_) writer_->Stop();
+}
+
+namespace {
+
+std::optional<crypto::Fernet> KeyFromText(const std::string& k, std::string* err) {
+  return k.size() == 32 ? crypto::Fernet::FromRaw32(k, err) : crypto::Fernet::FromKey(k, err);
+}
+
+struct DetectorDefault {
+  const char* id;
+  const char* name;
+  const char* stage;
+  const char* severity;
+};
+
+// Stable ids for every detector of the pipeline; their thresholds come from the environment at
+// first start and are owned by the database afterwards.
+constexpr DetectorDefault kDetectors[] = {
+    {"rate_limit", "Rate limit per actor and endpoint", "rules", "medium"},
+    {"blacklist", "Blacklisted IP, CIDR or identity", "rules", "high"},
+    {"sqli", "SQL injection signatures", "rules", "high"},
+    {"xss", "Cross-site scripting signatures", "rules", "high"},
+    {"path_traversal", "Path traversal signatures", "rules", "high"},
+    {"cmdi", "Command injection signatures", "rules", "high"},
+    {"ldapi", "LDAP injection signatures", "rules", "high"},
+    {"nosqli", "NoSQL injection signatures", "rules", "high"},
+    {"malformed", "Malformed payloads and protocol anomalies", "rules", "low"},
+    {"brute_force", "Brute force and credential stuffing", "rules", "high"},
+    {"enumeration", "Enumeration of ids and 404 probing", "rules", "medium"},
+    {"scraping", "Scraping", "rules", "medium"},
+    {"zscore", "Z-score anomalies of rate, latency and size", "statistics", "low"},
+    {"percentile", "Rolling percentile analysis", "statistics", "low"},
+    {"traffic_spike", "Sudden traffic spikes", "statistics", "medium"},
+    {"geo", "Geographic anomalies", "statistics", "medium"},
+    {"isolation_forest", "Isolation Forest", "ml", "medium"},
+    {"one_class_svm", "One-Class SVM", "ml", "low"},
+    {"payload_classifier", "Payload classifier (TF-IDF + logistic regression)", "classifier",
+     "high"},
+    {"llm", "Local LLM review", "classifier", "medium"},
+};
+
+}  // namespace
+
+bool App::Init(std::string* error) {
+  std::vector<crypto::Fernet> keys;
+  std::string err;
+  auto primary = KeyFromText(cfg_.encryption_key, &err);
+  if (!primary) {
+    *error = "ENCRYPTION_KEY: " + err;
+    return false;
+  }
+  keys.push_back(*primary);
+  for (const auto& k : cfg_.encryption_keys_old) {
+    auto f = KeyFromText(k, &err);
+    if (!f) {
+      *error = "ENCRYPTION_KEYS_OLD: " + err;
+      return false;
+    }
+    keys.push_back(*f);
+  }
+  fernet_.emplace(std::move(keys));
+
+  // The identity key is a secret shared with agents: kept Fernet-encrypted in the database.
+  if (auto enc = store_->GetSetting("identity_key_enc")) {
+    auto plain = fernet_->Decrypt(*enc);
+    if (!plain) {
+      *error =
+          "the identity key in the database cannot be decrypted with ENCRYPTION_KEY (or "
+          "ENCRYPTION_KEYS_OLD): set the key it was created with";
+      return false;
+    }
+    identity_key_ = *plain;
+  } else {
+    identity_key_ = crypto::RandomBytes(32);
+    Status s = store_->PutSetting("identity_key_enc", fernet_->Encrypt(identity_key_));
+    if (!s.ok) {
+      *error = "cannot store the identity key: " + s.message;
+      return false;
+    }
+  }
+
+  const int64_t now = NowSeconds();
+  for (const auto& d : kDetectors) {
+    Json config = Json::object();
+    std::string id = d.id;
+    if (id == "rate_limit") {
+      config = {{"per_minute", cfg_.rate_limit_threshold},
+                {"per_hour", cfg_.rate_limit_threshold * 30},
+                {"algorithm", "sliding_window"}};
+    } else if (id == "zscore") {
+      config = {{"threshold", cfg_.anomaly_zscore_threshold}};
+    } else if (id == "isolation_forest" || id == "one_class_svm") {
+      config = {{"contamination", cfg_.ml_contamination},
+                {"retrain_interval_seconds", cfg_.ml_retrain_interval_s},
+                {"batch_size", cfg_.detection_batch_size}};
+    } else if (id == "llm") {
+      config = {{"endpoint", cfg_.llm_endpoint},
+                {"model", cfg_.llm_model},
+                {"timeout_ms", cfg_.llm_timeout_ms}};
+    }
+    DetectorConfig dc;
+    dc.id = id;
+    dc.name = d.name;
+    dc.stage = d.stage;
+    dc.severity = d.severity;
+    dc.enabled = id != "llm" || cfg_.llm_enabled;
+    dc.config_json = config.dump();
+    dc.updated_at = now;
+    Status s = store_->InsertDetectorIfMissing(dc);
+    if (!s.ok) {
+      *error = "cannot seed detector " + id + ": " + s.message;
+      return false;
+    }
+  }
+
+  if (!cfg_.admin_username.empty()) {
+    if (!store_->GetUserByName(cfg_.admin_username)) {
+      if (cfg_.admin_password.size() < static_cast<size_t>(cfg_.password_min_len)) {
+        *error = "ADMIN_PASSWORD: needs at least " + std::to_string(cfg_.password_min_len) +
+                 " characters";
+        return false;
+      }
+      User u;
+      u.username = cfg_.admin_username;
+      u.password_hash = crypto::HashPassword(cfg_.admin_password);
+      u.role = "admin";
+      u.created_at = now;
+      Status s = store_->CreateUser(u);
+      if (!s.ok && !s.conflict) {
+        *error = "cannot create the admin from ADMIN_USERNAME: " + s.message;
+        return false;
+      }
+      log::Info("admin account created from ADMIN_USERNAME", {{"username", u.username}});
+    }
+  }
+
+  // Re-encrypt upstream secrets still under an old key, so old keys can be retired.
+  if (!cfg_.encryption_keys_old.empty()) {
+    int rotated = 0;
+    for (Api a : store_->ListApis(std::nullopt)) {
+      if (a.upstream_secret_enc.empty()) continue;
+      if (auto r = fernet_->Rotate(a.upstream_secret_enc)) {
+        a.upstream_secret_enc = *r;
+        if (store_->UpdateApi(a).ok) ++rotated;
+      } else {
+        log::Warn("upstream secret undecryptable with any configured key", {{"api_id", a.id}});
+      }
+    }
+    if (auto plain = fernet_->Decrypt(*store_->GetSetting("identity_key_enc"))) {
+      store_->PutSetting("identity_key_enc", fernet_->Encrypt(*plain));
+    }
+    log::Info("encryption key rotation", {{"secrets_reencrypted", rotated}});
+  }
+
+  for (auto& [jti, exp] : store_->ListRevokedTokens()) {
+    if (exp > now) revoked_jtis_.insert(jti);
+  }
+
+  writer_ = std::make_unique<IngestWriter>(*store_, cfg_.ingest_queue_max, cfg_.commit_max_events);
+  return true;
+}
+
+void App::Register(http::Router& r) {
+  RegisterAuth(r);
+  RegisterApis(r);
+  RegisterAgents(r);
+  RegisterIngest(r);
+  RegisterQueries(r);
+  RegisterConfig(r);
+  RegisterOps(r);
+}
+
+std::optional<http::Response> App::Limit(const std::string& key, int limit) {
+  int wait = limiter_.Hit(key, limit, 60, NowMillis());
+  if (wait == 0) return std::nullopt;
+  auto resp = http::Response::Error(
+      429, "too many requests; retry after " + std::to_string(wait) + " seconds");
+  resp.headers.emplace_back("Retry-After", std::to_string(wait));
+  return resp;
+}
+
+App::AuthResult App::Authenticate(const http::Request& req, Access need) {
+  std::string_view h = req.Header("Authorization");
+  if (h.size() < 8 || !(h.substr(0, 7) == "Bearer " || h.substr(0, 7) == "bearer ")) {
+    ++auth_failures;
+    return http::Response::Error(401, "missing bearer token");
+  }
+  std::string token(h.substr(7));
+  std::string why;
+  auto claims = crypto::JwtVerify(token, cfg_.jwt_secret, cfg_.jwt_issuer, cfg_.jwt_audience,
+                                  NowSeconds(), &why, 0);
+  if (!claims) {
+    ++auth_failures;
+    return http::Response::Error(401, "invalid token: " + why);
+  }
+  {
+    std::lock_guard lock(revoked_mu_);
+    if (revoked_jtis_.count(claims->jti)) {
+      ++auth_failures;
+      return http::Response::Error(401, "token revoked");
+    }
+  }
+  auto id = ParseId(claims->sub);
+  std::optional<User> user = id ? store_->GetUser(*id) : std::nullopt;
+  if (!user || user->disabled) {
+    ++auth_failures;
+    return http::Response::Error(401, "account unknown or disabled");
+  }
+  // Rate limit by user and client IP before any work is done for the caller.
+  if (auto r =
+          Limit("api:" + std::to_string(user->id) + ":" + req.client_ip, cfg_.api_rate_per_min)) {
+    return *r;
+  }
+  if (need == Access::kAdmin && user->role != "admin") {
+    return http::Response::Error(403, "admin role required");
+  }
+  Principal p;
+  p.kind = Principal::Kind::kUser;
+  p.user = std::move(*user);
+  p.jti = claims->jti;
+  p.exp = claims->exp;
+  return p;
+}
+
+void App::Audit(const Principal& p, const http::Request& req, std::string action,
+                std::string target, Json details) {
+  AuditEntry a;
+  a.ts_ms = NowMillis();
+  a.user_id = p.kind == Principal::Kind::kUser ? p.user.id : 0;
+  a.username = p.kind == Principal::Kind::kUser ? p.user.username : "agent:" + p.agent.agent_id;
+  a.action = std::move(action);
+  a.target = std::move(target);
+  a.client_ip = req.client_ip;
+  a.details_json = details.dump();
+  Status s = store_->AddAudit(a);
+  if (!s.ok) log::Error("audit write failed", {{"action", a.action}, {"error", s.message}});
+}
+
+std::optional<std::vector<int64_t>> App::VisibleApis(const Principal& p) {
+  if (p.IsAdmin()) return std::nullopt;
+  std::vector<int64_t> ids;
+  for (const auto& a : store_->ListApis(p.user.id)) ids.push_back(a.id);
+  return ids;
+}
+
+std::variant<Json, http::Response> App::ParseBody(const http::Request& req) {
+  if (req.body.empty()) return http::Response::Error(400, "request body must be a JSON object");
+  Json j = Json::parse(req.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return http::Response::Error(400, "request body must be a JSON object");
+  }
+  return j;
+}
+
+http::Response App::Unavailable(const Status& s) {
+  auto r = http::Response::Error(503, "storage unavailable, retry later");
+  r.headers.emplace_back("Retry-After", "5");
+  log::Warn("storage unavailable", {{"error", s.message}});
+  return r;
+}
+
+http::Response App::StoreError(const Status& s) {
+  if (s.unavailable) return Unavailable(s);
+  if (s.conflict) return http::Response::Error(409, s.message);
+  log::Error("storage error", {{"error", s.message}});
+  return http::Response::Error(500, "internal storage error");
+}
+
+asio::awaitable<IngestResult> App::Commit(std::vector<Event> events) {
+  auto initiate = [this](auto handler, std::vector<Event> evs) {
+    auto ex = asio::get_associated_executor(handler);
+    auto h = std::make_shared<decltype(handler)>(std::move(handler));
+    bool queued = writer_->Submit(std::move(evs), [h, ex](IngestResult r) mutable {
+      asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+    });
+    if (!queued) {
+      IngestResult r;
+      r.status = Status::Unavailable("ingest queue full");
+      asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+    }
+  };
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(IngestResult)>(
+      initiate, asio::use_awaitable, std::move(events));
+}
+
+}  // namespace boing

@@ -1,0 +1,191 @@
+// The REST/WebSocket application of boing-server: authentication, the monitored-API registry,
+// agents, ingest, logs, metrics and configuration endpoints, wired onto the HTTP core's Router.
+//
+// Invariants: every route authenticates before touching data, and a non-admin user only ever
+// reads or changes data of APIs they own; every admin or configuration change is written to the
+// audit log; secrets (passwords, ingest keys, tokens, upstream secrets) are never logged and never
+// stored in clear.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <variant>
+#include <vector>
+
+#include "boing/crypto.h"
+#include "boing/http.h"
+#include "boing/server_config.h"
+#include "boing/store.h"
+
+namespace boing {
+
+namespace asio = boost::asio;
+using Json = nlohmann::json;
+
+struct Principal {
+  enum class Kind { kUser, kAgent };
+  Kind kind = Kind::kUser;
+  User user;
+  Agent agent;
+  std::string jti;
+  int64_t exp = 0;
+  bool IsAdmin() const { return kind == Kind::kUser && user.role == "admin"; }
+};
+
+// Counts hits per key in a sliding window of two fixed windows (Cloudflare's approximation), in a
+// bounded table: when full, the stalest keys are evicted.
+class RateLimiter {
+ public:
+  explicit RateLimiter(size_t max_keys = 100000) : max_keys_(max_keys) {}
+  // 0 when allowed (and counted), otherwise the seconds until a hit would be allowed.
+  int Hit(const std::string& key, int limit, int window_s, int64_t now_ms);
+  size_t Size() {
+    std::lock_guard lock(mu_);
+    return slots_.size();
+  }
+
+ private:
+  struct Slot {
+    int64_t window_start = 0;
+    int current = 0;
+    int previous = 0;
+  };
+  std::mutex mu_;
+  size_t max_keys_;
+  std::unordered_map<std::string, Slot> slots_;
+};
+
+struct IngestResult {
+  Status status;
+  std::vector<InsertOutcome> outcomes;
+  std::vector<int64_t> ids;  // row ids, 0 for duplicates
+};
+
+// Group commit: events from concurrent requests are queued, written by one thread in a single
+// transaction, and each request is completed after the commit that contains its events. The queue
+// is bounded (Submit refuses when full, so the handler can answer 503).
+class IngestWriter {
+ public:
+  using Done = std::function<void(IngestResult)>;
+  IngestWriter(Store& store, size_t queue_max, size_t commit_max);
+  ~IngestWriter();
+  bool Submit(std::vector<Event> events, Done done);
+  void Stop();  // drains the queue, then joins
+  size_t QueueDepth() const { return queued_events_.load(); }
+  // Totals for /metrics.
+  std::atomic<uint64_t> committed{0}, duplicates{0}, commits{0}, failures{0};
+  std::atomic<uint64_t> commit_micros{0};
+
+ private:
+  void Loop();
+  struct Item {
+    std::vector<Event> events;
+    Done done;
+  };
+  Store& store_;
+  size_t queue_max_, commit_max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Item> queue_;
+  std::atomic<size_t> queued_events_{0};
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+class App {
+ public:
+  App(ServerConfig cfg, std::unique_ptr<Store> store);
+  ~App();
+  // First-start seeding (detector defaults, identity key, admin from env), key rotation.
+  bool Init(std::string* error);
+  void Register(http::Router& r);
+  void Shutdown();  // flushes pending ingest
+  Store& store() { return *store_; }
+  const ServerConfig& config() const { return cfg_; }
+
+  // Access levels routes ask for.
+  enum class Access { kUser, kAdmin };
+  using AuthResult = std::variant<Principal, http::Response>;
+  AuthResult Authenticate(const http::Request& req, Access need);
+  // 429 when the caller exceeded `limit` hits per minute under `key`.
+  std::optional<http::Response> Limit(const std::string& key, int limit);
+  void Audit(const Principal& p, const http::Request& req, std::string action, std::string target,
+             Json details = Json::object());
+  // APIs the principal may see: nullopt = all (admin).
+  std::optional<std::vector<int64_t>> VisibleApis(const Principal& p);
+  bool CanAccessApi(const Principal& p, const Api& a) const {
+    return p.IsAdmin() || a.owner_id == p.user.id;
+  }
+
+  // JSON bodies: an object or a 400 naming the problem.
+  static std::variant<Json, http::Response> ParseBody(const http::Request& req);
+  static http::Response Unavailable(const Status& s);
+  static http::Response StoreError(const Status& s);
+
+ private:
+  friend struct Routes;
+  void RegisterAuth(http::Router& r);
+  void RegisterApis(http::Router& r);
+  void RegisterAgents(http::Router& r);
+  void RegisterIngest(http::Router& r);
+  void RegisterQueries(http::Router& r);
+  void RegisterConfig(http::Router& r);
+  void RegisterOps(http::Router& r);
+
+  // Ingest internals.
+  std::optional<Api> ApiForKey(const std::string& api_key);
+  void InvalidateApiCache();
+  int64_t MatchApi(const Event& e);
+  std::optional<Agent> AgentForToken(std::string_view token);
+  asio::awaitable<IngestResult> Commit(std::vector<Event> events);
+
+  ServerConfig cfg_;
+  std::unique_ptr<Store> store_;
+  std::optional<crypto::MultiFernet> fernet_;
+  std::string identity_key_;
+  RateLimiter limiter_;
+  std::unique_ptr<IngestWriter> writer_;
+
+  std::shared_mutex cache_mu_;
+  std::unordered_map<std::string, Api> api_by_key_hash_;  // ingest key hash -> API
+  std::vector<Api> api_rules_;                            // APIs with match rules
+  bool api_cache_loaded_ = false;
+  std::unordered_map<std::string, Agent> agent_by_token_hash_;
+
+  std::mutex revoked_mu_;
+  std::unordered_set<std::string> revoked_jtis_;
+
+ public:
+  // Counters for /metrics.
+  std::atomic<uint64_t> ingest_rejected{0}, ingest_requests{0}, auth_failures{0};
+  std::atomic<uint64_t> http_responses[6] = {};
+};
+
+// Wraps a synchronous handler as a coroutine handler.
+template <class F>
+http::Handler Sync(F f) {
+  return [f = std::move(f)](http::Request& req) -> asio::awaitable<http::Response> {
+    co_return f(req);
+  };
+}
+
+// Helpers shared by the route files.
+int64_t NowSeconds();
+int64_t NowMillis();
+std::optional<int64_t> ParseId(const std::string& s);
+Json UserJson(const User& u);
+Json ApiJson(const Api& a);
+Json EventJson(const Event& e);
+
+}  // namespace boing
