@@ -67,7 +67,7 @@ struct ServerConfig {
   int login_lockout_s = 900;
   int auth_rate_per_min = 20;               // login/register per client IP
   int api_rate_per_min = 600;               // management endpoints per user and IP
-  std::vector<std::string> secret_headers;  // extra headers treated like Authorization
+  std::vector<std::string> secret_headers = {"X-Api-Key"};  // treated like Authorization
   std::string metrics_token;                // optional bearer token for /metrics
 
   // Ingest.

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# A throwaway MariaDB server on loopback for the integration tests.
+#
+#   eval "$(tests/support/mariadb.sh start DIR)"   # prints BOING_TEST_MYSQL_* export lines
+#   tests/support/mariadb.sh stop DIR
+#
+# Everything lives in DIR (datadir, socket, pid file, logs). The server reads no option file
+# (--no-defaults), so the system instance (/var/lib/mysql, port 3306) is never touched. `start` is
+# idempotent: when the server in DIR is already up it prints the same exports again.
+set -euo pipefail
+
+die() {
+  echo "mariadb.sh: $*" >&2
+  exit 1
+}
+
+find_bin() {
+  local name
+  for name in "$@"; do
+    if command -v "$name" >/dev/null 2>&1; then
+      command -v "$name"
+      return 0
+    fi
+    for d in /usr/sbin /usr/local/sbin /usr/bin /usr/local/bin; do
+      if [[ -x "$d/$name" ]]; then
+        echo "$d/$name"
+        return 0
+      fi
+    done
+  done
+  return 1
+}
+
+free_port() {
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    return
+  fi
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
+  die "no free port found"
+}
+
+running() {
+  local pid
+  [[ -f "$PIDFILE" ]] || return 1
+  pid=$(cat "$PIDFILE" 2>/dev/null || true)
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+}
+
+client() {
+  "$MARIADB" --no-defaults --protocol=socket --socket="$SOCK" -uroot "$@"
+}
+
+start() {
+  mkdir -p "$DIR"
+  if running && [[ -s "$ENVFILE" ]] && client -e 'SELECT 1' >/dev/null 2>&1; then
+    cat "$ENVFILE"
+    return
+  fi
+  stop_server
+  local mariadbd install_db user_args=()
+  mariadbd=$(find_bin mariadbd mysqld) || die "mariadbd not found (install mariadb-server)"
+  install_db=$(find_bin mariadb-install-db mysql_install_db) || die "mariadb-install-db not found"
+  [[ $(id -u) -eq 0 ]] && user_args=(--user=root)
+
+  if [[ ! -d "$DATA/mysql" ]]; then
+    rm -rf "$DATA"
+    "$install_db" --no-defaults --datadir="$DATA" --auth-root-authentication-method=normal \
+      --skip-test-db "${user_args[@]}" >"$DIR/install.log" 2>&1 ||
+      die "mariadb-install-db failed, see $DIR/install.log"
+  fi
+
+  local port attempt ok=0
+  for attempt in 1 2 3; do
+    port=$(free_port)
+    rm -f "$SOCK"
+    # setsid: the server outlives the shell that ran `start` (e.g. a CI step).
+    setsid "$mariadbd" --no-defaults "${user_args[@]}" --datadir="$DATA" \
+      --bind-address=127.0.0.1 --port="$port" --skip-networking=0 --socket="$SOCK" \
+      --pid-file="$PIDFILE" --log-error="$DIR/error.log" --skip-name-resolve \
+      --innodb-buffer-pool-size=128M --max-connections=200 --character-set-server=utf8mb4 \
+      --collation-server=utf8mb4_bin </dev/null >/dev/null 2>&1 &
+    local launcher=$!
+    for _ in $(seq 1 300); do
+      if client -e 'SELECT 1' >/dev/null 2>&1; then
+        ok=1
+        break
+      fi
+      kill -0 "$launcher" 2>/dev/null || break
+      sleep 0.1
+    done
+    [[ $ok -eq 1 ]] && break
+    kill "$launcher" 2>/dev/null || true
+    wait "$launcher" 2>/dev/null || true
+    echo "mariadb.sh: attempt $attempt on port $port failed" >&2
+  done
+  if [[ $ok -ne 1 ]]; then
+    tail -n 20 "$DIR/error.log" >&2 || true
+    die "mariadbd did not start"
+  fi
+  # The pid file is written by mariadbd itself; keep ours in case it lags behind.
+  [[ -s "$PIDFILE" ]] || echo "$launcher" >"$PIDFILE"
+
+  local password
+  password=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 24)
+  client <<SQL || die "could not create the test user"
+CREATE DATABASE IF NOT EXISTS boing_test CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+CREATE USER IF NOT EXISTS 'boing'@'127.0.0.1' IDENTIFIED BY '$password';
+ALTER USER 'boing'@'127.0.0.1' IDENTIFIED BY '$password';
+GRANT ALL PRIVILEGES ON \`boing_test\`.* TO 'boing'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON \`boing\\_%\`.* TO 'boing'@'127.0.0.1';
+FLUSH PRIVILEGES;
+SQL
+  umask 077
+  cat >"$ENVFILE" <<EOF
+export BOING_TEST_MYSQL_HOST=127.0.0.1
+export BOING_TEST_MYSQL_PORT=$port
+export BOING_TEST_MYSQL_USER=boing
+export BOING_TEST_MYSQL_PASSWORD=$password
+export BOING_TEST_MYSQL_DB=boing_test
+EOF
+  cat "$ENVFILE"
+}
+
+stop_server() {
+  local pid
+  if running; then
+    pid=$(cat "$PIDFILE")
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 300); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$PIDFILE" "$SOCK" "$ENVFILE"
+}
+
+[[ $# -eq 2 ]] || die "usage: $0 start|stop DIR"
+DIR=$(realpath -m "$2")
+DATA="$DIR/data"
+SOCK="$DIR/sock"
+PIDFILE="$DIR/mariadb.pid"
+ENVFILE="$DIR/env.sh"
+MARIADB=$(find_bin mariadb mysql) || die "mariadb client not found (install mariadb-client)"
+
+case "$1" in
+  start) start ;;
+  stop) stop_server ;;
+  *) die "usage: $0 start|stop DIR" ;;
+esac
