@@ -41,5 +41,7 @@ fi
 
 BUILD_DIR=${BUILD_DIR:-build}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/boing-ccache}
+# Hit the cache from any checkout path (CI clones to a fresh directory each run).
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo ${CMAKE_ARGS:-} >/dev/null
 ninja -C "$BUILD_DIR" -j"$(nproc)" ${NINJA_TARGETS:-}

@@ -200,6 +200,10 @@ std::optional<Fernet> Fernet::FromRaw32(std::string_view raw, std::string* error
   return FromKey(Base64Url(raw), error);
 }
 
+std::optional<Fernet> Fernet::FromConfigKey(std::string_view key, std::string* error) {
+  return key.size() == 32 ? FromRaw32(key, error) : FromKey(key, error);
+}
+
 std::string Fernet::GenerateKey() { return Base64Url(RandomBytes(32)); }
 
 std::string Fernet::Encrypt(std::string_view plaintext) const {

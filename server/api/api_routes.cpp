@@ -69,41 +69,36 @@ void App::InvalidateApiCache() {
 }
 
 void App::RegisterApis(http::Router& r) {
-  r.Add("POST", "/api/apis", Sync([this](http::Request& req) -> http::Response {
-          auto au = Authenticate(req, Access::kUser);
-          if (auto* e = std::get_if<http::Response>(&au)) return *e;
-          const auto& p = std::get<Principal>(au);
-          auto parsed = ParseBody(req);
-          if (auto* e = std::get_if<http::Response>(&parsed)) return *e;
-          const Json& body = std::get<Json>(parsed);
-          Api a;
-          if (auto e = ApplyApiFields(body, a, true)) return *e;
-          if (body.contains("upstream_secret")) {
-            if (!body["upstream_secret"].is_string()) {
-              return http::Response::Error(400, "upstream_secret must be a string",
-                                           "upstream_secret");
-            }
-            auto secret = body["upstream_secret"].get<std::string>();
-            if (!secret.empty()) a.upstream_secret_enc = fernet_->Encrypt(secret);
-          }
-          std::string key = NewIngestKey();
-          a.ingest_key_hash = HashHex(key);
-          a.ingest_key_prefix = key.substr(0, 8);
-          a.owner_id = p.user.id;
-          a.created_at = a.updated_at = NowSeconds();
-          Status s = store_->CreateApi(a);
-          if (!s.ok) return StoreError(s);
-          InvalidateApiCache();
-          Audit(p, req, "api.create", "api:" + std::to_string(a.id), {{"name", a.name}});
-          Json j = ApiJson(a);
-          j["ingest_key"] = key;
-          return http::Response::Json(201, j.dump());
-        }));
+  r.Add("POST", "/api/apis",
+        AuthedJson(
+            Access::kUser,
+            [this](http::Request& req, const Principal& p, const Json& body) -> http::Response {
+              Api a;
+              if (auto e = ApplyApiFields(body, a, true)) return *e;
+              if (body.contains("upstream_secret")) {
+                if (!body["upstream_secret"].is_string()) {
+                  return http::Response::Error(400, "upstream_secret must be a string",
+                                               "upstream_secret");
+                }
+                auto secret = body["upstream_secret"].get<std::string>();
+                if (!secret.empty()) a.upstream_secret_enc = fernet_->Encrypt(secret);
+              }
+              std::string key = NewIngestKey();
+              a.ingest_key_hash = HashHex(key);
+              a.ingest_key_prefix = key.substr(0, 8);
+              a.owner_id = p.user.id;
+              a.created_at = a.updated_at = NowSeconds();
+              Status s = store_->CreateApi(a);
+              if (!s.ok) return StoreError(s);
+              InvalidateApiCache();
+              Audit(p, req, "api.create", "api:" + std::to_string(a.id), {{"name", a.name}});
+              Json j = ApiJson(a);
+              j["ingest_key"] = key;
+              return http::Response::Json(201, j.dump());
+            }));
 
-  r.Add("GET", "/api/apis", Sync([this](http::Request& req) -> http::Response {
-          auto au = Authenticate(req, Access::kUser);
-          if (auto* e = std::get_if<http::Response>(&au)) return *e;
-          const auto& p = std::get<Principal>(au);
+  r.Add("GET", "/api/apis",
+        Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
           Json list = Json::array();
           auto owner = p.IsAdmin() ? std::nullopt : std::optional<int64_t>(p.user.id);
           for (const auto& a : store_->ListApis(owner)) list.push_back(ApiJson(a));
@@ -118,68 +113,66 @@ void App::RegisterApis(http::Router& r) {
     return *a;
   };
 
-  r.Add("GET", "/api/apis/:id", Sync([this, load](http::Request& req) -> http::Response {
-          auto au = Authenticate(req, Access::kUser);
-          if (auto* e = std::get_if<http::Response>(&au)) return *e;
-          auto a = load(req, std::get<Principal>(au));
-          if (auto* e = std::get_if<http::Response>(&a)) return *e;
-          return http::Response::Json(200, ApiJson(std::get<Api>(a)).dump());
-        }));
+  r.Add(
+      "GET", "/api/apis/:id",
+      Authed(Access::kUser, [this, load](http::Request& req, const Principal& p) -> http::Response {
+        auto a = load(req, p);
+        if (auto* e = std::get_if<http::Response>(&a)) return *e;
+        return http::Response::Json(200, ApiJson(std::get<Api>(a)).dump());
+      }));
 
-  r.Add("PUT", "/api/apis/:id", Sync([this, load](http::Request& req) -> http::Response {
-          auto au = Authenticate(req, Access::kUser);
-          if (auto* e = std::get_if<http::Response>(&au)) return *e;
-          const auto& p = std::get<Principal>(au);
-          auto loaded = load(req, p);
-          if (auto* e = std::get_if<http::Response>(&loaded)) return *e;
-          Api a = std::get<Api>(loaded);
-          auto parsed = ParseBody(req);
-          if (auto* e = std::get_if<http::Response>(&parsed)) return *e;
-          const Json& body = std::get<Json>(parsed);
-          if (auto e = ApplyApiFields(body, a, false)) return *e;
-          Json changed = Json::object();
-          for (auto it = body.begin(); it != body.end(); ++it) {
-            if (it.key() != "upstream_secret") changed[it.key()] = true;
+  r.Add(
+      "PUT", "/api/apis/:id",
+      Authed(Access::kUser, [this, load](http::Request& req, const Principal& p) -> http::Response {
+        auto loaded = load(req, p);
+        if (auto* e = std::get_if<http::Response>(&loaded)) return *e;
+        Api a = std::get<Api>(loaded);
+        auto parsed = ParseBody(req);
+        if (auto* e = std::get_if<http::Response>(&parsed)) return *e;
+        const Json& body = std::get<Json>(parsed);
+        if (auto e = ApplyApiFields(body, a, false)) return *e;
+        Json changed = Json::object();
+        for (auto it = body.begin(); it != body.end(); ++it) {
+          if (it.key() != "upstream_secret") changed[it.key()] = true;
+        }
+        if (body.contains("upstream_secret")) {
+          if (!body["upstream_secret"].is_string() && !body["upstream_secret"].is_null()) {
+            return http::Response::Error(400, "upstream_secret must be a string or null",
+                                         "upstream_secret");
           }
-          if (body.contains("upstream_secret")) {
-            if (!body["upstream_secret"].is_string() && !body["upstream_secret"].is_null()) {
-              return http::Response::Error(400, "upstream_secret must be a string or null",
-                                           "upstream_secret");
-            }
-            std::string secret =
-                body["upstream_secret"].is_null() ? "" : body["upstream_secret"].get<std::string>();
-            a.upstream_secret_enc = secret.empty() ? "" : fernet_->Encrypt(secret);
-            changed["upstream_secret"] = secret.empty() ? "cleared" : "set";
-          }
-          std::string key;
-          if (body.contains("rotate_ingest_key") && body["rotate_ingest_key"] == true) {
-            key = NewIngestKey();
-            a.ingest_key_hash = HashHex(key);
-            a.ingest_key_prefix = key.substr(0, 8);
-          }
-          a.updated_at = NowSeconds();
-          Status s = store_->UpdateApi(a);
-          if (!s.ok) return StoreError(s);
-          InvalidateApiCache();
-          Audit(p, req, "api.update", "api:" + std::to_string(a.id), changed);
-          Json j = ApiJson(a);
-          if (!key.empty()) j["ingest_key"] = key;
-          return http::Response::Json(200, j.dump());
-        }));
+          std::string secret =
+              body["upstream_secret"].is_null() ? "" : body["upstream_secret"].get<std::string>();
+          a.upstream_secret_enc = secret.empty() ? "" : fernet_->Encrypt(secret);
+          changed["upstream_secret"] = secret.empty() ? "cleared" : "set";
+        }
+        std::string key;
+        if (body.contains("rotate_ingest_key") && body["rotate_ingest_key"] == true) {
+          key = NewIngestKey();
+          a.ingest_key_hash = HashHex(key);
+          a.ingest_key_prefix = key.substr(0, 8);
+        }
+        a.updated_at = NowSeconds();
+        Status s = store_->UpdateApi(a);
+        if (!s.ok) return StoreError(s);
+        InvalidateApiCache();
+        Audit(p, req, "api.update", "api:" + std::to_string(a.id), changed);
+        Json j = ApiJson(a);
+        if (!key.empty()) j["ingest_key"] = key;
+        return http::Response::Json(200, j.dump());
+      }));
 
-  r.Add("DELETE", "/api/apis/:id", Sync([this, load](http::Request& req) -> http::Response {
-          auto au = Authenticate(req, Access::kUser);
-          if (auto* e = std::get_if<http::Response>(&au)) return *e;
-          const auto& p = std::get<Principal>(au);
-          auto loaded = load(req, p);
-          if (auto* e = std::get_if<http::Response>(&loaded)) return *e;
-          const Api& a = std::get<Api>(loaded);
-          Status s = store_->DeleteApi(a.id);
-          if (!s.ok) return StoreError(s);
-          InvalidateApiCache();
-          Audit(p, req, "api.delete", "api:" + std::to_string(a.id), {{"name", a.name}});
-          return http::Response::Json(204, "");
-        }));
+  r.Add(
+      "DELETE", "/api/apis/:id",
+      Authed(Access::kUser, [this, load](http::Request& req, const Principal& p) -> http::Response {
+        auto loaded = load(req, p);
+        if (auto* e = std::get_if<http::Response>(&loaded)) return *e;
+        const Api& a = std::get<Api>(loaded);
+        Status s = store_->DeleteApi(a.id);
+        if (!s.ok) return StoreError(s);
+        InvalidateApiCache();
+        Audit(p, req, "api.delete", "api:" + std::to_string(a.id), {{"name", a.name}});
+        return http::Response::Json(204, "");
+      }));
 }
 
 std::optional<Agent> App::AgentForToken(std::string_view token) {
@@ -199,10 +192,8 @@ std::optional<Agent> App::AgentForToken(std::string_view token) {
 
 void App::RegisterAgents(http::Router& r) {
   r.Add(
-      "POST", "/api/agents", Sync([this](http::Request& req) -> http::Response {
-        auto au = Authenticate(req, Access::kAdmin);
-        if (auto* e = std::get_if<http::Response>(&au)) return *e;
-        const auto& p = std::get<Principal>(au);
+      "POST", "/api/agents",
+      Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {
         Json body = Json::object();
         if (!req.body.empty()) {
           auto parsed = ParseBody(req);
@@ -299,9 +290,8 @@ void App::RegisterAgents(http::Router& r) {
           return http::Response::Json(200, R"({"ok":true})");
         }));
 
-  r.Add("GET", "/api/agents", Sync([this](http::Request& req) -> http::Response {
-          auto au = Authenticate(req, Access::kAdmin);
-          if (auto* e = std::get_if<http::Response>(&au)) return *e;
+  r.Add("GET", "/api/agents",
+        Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {
           Json list = Json::array();
           for (const auto& a : store_->ListAgents()) {
             Json counters = Json::parse(a.counters_json, nullptr, false);
@@ -318,10 +308,8 @@ void App::RegisterAgents(http::Router& r) {
           return http::Response::Json(200, Json{{"agents", list}}.dump());
         }));
 
-  r.Add("DELETE", "/api/agents/:agent_id", Sync([this](http::Request& req) -> http::Response {
-          auto au = Authenticate(req, Access::kAdmin);
-          if (auto* e = std::get_if<http::Response>(&au)) return *e;
-          const auto& p = std::get<Principal>(au);
+  r.Add("DELETE", "/api/agents/:agent_id",
+        Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {
           const std::string& id = req.params["agent_id"];
           bool known = false;
           for (const auto& a : store_->ListAgents()) known = known || a.agent_id == id;

@@ -183,10 +183,6 @@ void App::Shutdown() {
 
 namespace {
 
-std::optional<crypto::Fernet> KeyFromText(const std::string& k, std::string* err) {
-  return k.size() == 32 ? crypto::Fernet::FromRaw32(k, err) : crypto::Fernet::FromKey(k, err);
-}
-
 struct DetectorDefault {
   const char* id;
   const char* name;
@@ -225,14 +221,14 @@ constexpr DetectorDefault kDetectors[] = {
 bool App::Init(std::string* error) {
   std::vector<crypto::Fernet> keys;
   std::string err;
-  auto primary = KeyFromText(cfg_.encryption_key, &err);
+  auto primary = crypto::Fernet::FromConfigKey(cfg_.encryption_key, &err);
   if (!primary) {
     *error = "ENCRYPTION_KEY: " + err;
     return false;
   }
   keys.push_back(*primary);
   for (const auto& k : cfg_.encryption_keys_old) {
-    auto f = KeyFromText(k, &err);
+    auto f = crypto::Fernet::FromConfigKey(k, &err);
     if (!f) {
       *error = "ENCRYPTION_KEYS_OLD: " + err;
       return false;
@@ -401,6 +397,22 @@ App::AuthResult App::Authenticate(const http::Request& req, Access need) {
   p.jti = claims->jti;
   p.exp = claims->exp;
   return p;
+}
+
+http::Handler App::Authed(Access need, PrincipalHandler f) {
+  return Sync([this, need, f = std::move(f)](http::Request& req) -> http::Response {
+    auto au = Authenticate(req, need);
+    if (auto* e = std::get_if<http::Response>(&au)) return *e;
+    return f(req, std::get<Principal>(au));
+  });
+}
+
+http::Handler App::AuthedJson(Access need, JsonHandler f) {
+  return Authed(need, [f = std::move(f)](http::Request& req, const Principal& p) {
+    auto parsed = ParseBody(req);
+    if (auto* e = std::get_if<http::Response>(&parsed)) return *e;
+    return f(req, p, std::get<Json>(parsed));
+  });
 }
 
 void App::Audit(const Principal& p, const http::Request& req, std::string action,

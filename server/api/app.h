@@ -118,6 +118,13 @@ class App {
   enum class Access { kUser, kAdmin };
   using AuthResult = std::variant<Principal, http::Response>;
   AuthResult Authenticate(const http::Request& req, Access need);
+  // Route helpers: authenticate (and for AuthedJson parse a JSON object body) before calling the
+  // handler; failures answer with Authenticate's or ParseBody's response.
+  using PrincipalHandler = std::function<http::Response(http::Request&, const Principal&)>;
+  using JsonHandler =
+      std::function<http::Response(http::Request&, const Principal&, const Json& body)>;
+  http::Handler Authed(Access need, PrincipalHandler f);
+  http::Handler AuthedJson(Access need, JsonHandler f);
   // 429 when the caller exceeded `limit` hits per minute under `key`.
   std::optional<http::Response> Limit(const std::string& key, int limit);
   void Audit(const Principal& p, const http::Request& req, std::string action, std::string target,

@@ -134,10 +134,8 @@ void App::RegisterAuth(http::Router& r) {
           return TokenResponse(200, cfg_, *user);
         }));
 
-  r.Add("POST", "/api/logout", Sync([this](http::Request& req) -> http::Response {
-          auto a = Authenticate(req, Access::kUser);
-          if (auto* e = std::get_if<http::Response>(&a)) return *e;
-          const auto& p = std::get<Principal>(a);
+  r.Add("POST", "/api/logout",
+        Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
           Status s = store_->RevokeToken(p.jti, p.exp);
           if (!s.ok) return StoreError(s);
           {
@@ -147,24 +145,20 @@ void App::RegisterAuth(http::Router& r) {
           return http::Response::Json(204, "");
         }));
 
-  r.Add("GET", "/api/me", Sync([this](http::Request& req) -> http::Response {
-          auto a = Authenticate(req, Access::kUser);
-          if (auto* e = std::get_if<http::Response>(&a)) return *e;
-          return http::Response::Json(200, UserJson(std::get<Principal>(a).user).dump());
+  r.Add("GET", "/api/me",
+        Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
+          return http::Response::Json(200, UserJson(p.user).dump());
         }));
 
-  r.Add("GET", "/api/users", Sync([this](http::Request& req) -> http::Response {
-          auto a = Authenticate(req, Access::kAdmin);
-          if (auto* e = std::get_if<http::Response>(&a)) return *e;
+  r.Add("GET", "/api/users",
+        Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {
           Json list = Json::array();
           for (const auto& u : store_->ListUsers()) list.push_back(UserJson(u));
           return http::Response::Json(200, Json{{"users", list}}.dump());
         }));
 
-  r.Add("PUT", "/api/users/:id", Sync([this](http::Request& req) -> http::Response {
-          auto a = Authenticate(req, Access::kAdmin);
-          if (auto* e = std::get_if<http::Response>(&a)) return *e;
-          const auto& p = std::get<Principal>(a);
+  r.Add("PUT", "/api/users/:id",
+        Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {
           auto id = ParseId(req.params["id"]);
           auto user = id ? store_->GetUser(*id) : std::nullopt;
           if (!user) return http::Response::Error(404, "user not found");
@@ -213,10 +207,8 @@ void App::RegisterAuth(http::Router& r) {
           return http::Response::Json(200, UserJson(*user).dump());
         }));
 
-  r.Add("DELETE", "/api/users/:id", Sync([this](http::Request& req) -> http::Response {
-          auto a = Authenticate(req, Access::kAdmin);
-          if (auto* e = std::get_if<http::Response>(&a)) return *e;
-          const auto& p = std::get<Principal>(a);
+  r.Add("DELETE", "/api/users/:id",
+        Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {
           auto id = ParseId(req.params["id"]);
           if (!id || !store_->GetUser(*id)) return http::Response::Error(404, "user not found");
           if (*id == p.user.id) return http::Response::Error(400, "you cannot delete yourself");

@@ -36,18 +36,15 @@ bool ValidSeverity(const std::string& s) {
 }  // namespace
 
 void App::RegisterConfig(http::Router& r) {
-  r.Add("GET", "/api/detectors", Sync([this](http::Request& req) -> http::Response {
-          auto au = Authenticate(req, Access::kUser);
-          if (auto* e = std::get_if<http::Response>(&au)) return *e;
+  r.Add("GET", "/api/detectors",
+        Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
           Json list = Json::array();
           for (const auto& d : store_->ListDetectors()) list.push_back(DetectorJson(d));
           return http::Response::Json(200, Json{{"detectors", list}}.dump());
         }));
 
-  r.Add("PUT", "/api/detectors/:id", Sync([this](http::Request& req) -> http::Response {
-          auto au = Authenticate(req, Access::kAdmin);
-          if (auto* e = std::get_if<http::Response>(&au)) return *e;
-          const auto& p = std::get<Principal>(au);
+  r.Add("PUT", "/api/detectors/:id",
+        Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {
           auto d = store_->GetDetector(req.params["id"]);
           if (!d) return http::Response::Error(404, "detector not found");
           auto parsed = ParseBody(req);
@@ -104,117 +101,112 @@ void App::RegisterConfig(http::Router& r) {
         }));
 
   for (std::string list : {"whitelist", "blacklist"}) {
-    r.Add("POST", "/api/" + list, Sync([this, list](http::Request& req) -> http::Response {
-            auto au = Authenticate(req, Access::kUser);
-            if (auto* e = std::get_if<http::Response>(&au)) return *e;
-            const auto& p = std::get<Principal>(au);
-            auto parsed = ParseBody(req);
-            if (auto* e = std::get_if<http::Response>(&parsed)) return *e;
-            const Json& body = std::get<Json>(parsed);
-            ListEntry e;
-            e.list = list;
-            e.kind = body.value("kind", "");
-            if (!body.contains("kind") || !body["kind"].is_string() ||
-                (e.kind != "ip" && e.kind != "cidr" && e.kind != "identity")) {
-              return http::Response::Error(400, "kind must be ip, cidr or identity", "kind");
-            }
-            if (!body.contains("value") || !body["value"].is_string()) {
-              return http::Response::Error(400, "value is required", "value");
-            }
-            e.value = body["value"].get<std::string>();
-            if ((e.kind == "ip" && !IsValidIp(e.value)) ||
-                (e.kind == "cidr" && !IsValidCidr(e.value)) ||
-                (e.kind == "identity" && (e.value.empty() || e.value.size() > 128))) {
-              return http::Response::Error(400, "value is not a valid " + e.kind, "value");
-            }
-            if (body.contains("reason")) {
-              if (!body["reason"].is_string() || body["reason"].get<std::string>().size() > 1000) {
-                return http::Response::Error(
-                    400, "reason must be a string of at most 1000 characters", "reason");
-              }
-              e.reason = body["reason"].get<std::string>();
-            }
-            if (body.contains("api_id") && !body["api_id"].is_null()) {
-              if (!body["api_id"].is_number_integer()) {
-                return http::Response::Error(400, "api_id must be an integer", "api_id");
-              }
-              e.api_id = body["api_id"].get<int64_t>();
-            }
-            if (e.api_id != 0) {
-              auto api = store_->GetApi(e.api_id);
-              if (!api || !CanAccessApi(p, *api)) {
-                return http::Response::Error(404, "API not found", "api_id");
-              }
-            } else if (!p.IsAdmin()) {
-              return http::Response::Error(403, "only admins manage global entries; set api_id",
-                                           "api_id");
-            }
-            e.created_at = NowSeconds();
-            if (body.contains("ttl_seconds")) {
-              if (!body["ttl_seconds"].is_number_integer() ||
-                  body["ttl_seconds"].get<int64_t>() <= 0) {
-                return http::Response::Error(400, "ttl_seconds must be a positive integer",
-                                             "ttl_seconds");
-              }
-              e.expires_at = e.created_at + body["ttl_seconds"].get<int64_t>();
-            } else if (body.contains("expires_at") && !body["expires_at"].is_null()) {
-              if (!body["expires_at"].is_number_integer() ||
-                  body["expires_at"].get<int64_t>() <= e.created_at) {
-                return http::Response::Error(400, "expires_at must be a future Unix time",
-                                             "expires_at");
-              }
-              e.expires_at = body["expires_at"].get<int64_t>();
-            }
-            e.created_by = p.user.id;
-            Status s = store_->AddListEntry(e);
-            if (!s.ok) return StoreError(s);
-            Audit(p, req, list + ".add", list + ":" + std::to_string(e.id),
-                  {{"kind", e.kind}, {"value", e.value}, {"api_id", e.api_id}});
-            return http::Response::Json(201, EntryJson(e).dump());
-          }));
+    r.Add("POST", "/api/" + list,
+          AuthedJson(
+              Access::kUser,
+              [this, list](http::Request& req, const Principal& p,
+                           const Json& body) -> http::Response {
+                ListEntry e;
+                e.list = list;
+                e.kind = body.value("kind", "");
+                if (!body.contains("kind") || !body["kind"].is_string() ||
+                    (e.kind != "ip" && e.kind != "cidr" && e.kind != "identity")) {
+                  return http::Response::Error(400, "kind must be ip, cidr or identity", "kind");
+                }
+                if (!body.contains("value") || !body["value"].is_string()) {
+                  return http::Response::Error(400, "value is required", "value");
+                }
+                e.value = body["value"].get<std::string>();
+                if ((e.kind == "ip" && !IsValidIp(e.value)) ||
+                    (e.kind == "cidr" && !IsValidCidr(e.value)) ||
+                    (e.kind == "identity" && (e.value.empty() || e.value.size() > 128))) {
+                  return http::Response::Error(400, "value is not a valid " + e.kind, "value");
+                }
+                if (body.contains("reason")) {
+                  if (!body["reason"].is_string() ||
+                      body["reason"].get<std::string>().size() > 1000) {
+                    return http::Response::Error(
+                        400, "reason must be a string of at most 1000 characters", "reason");
+                  }
+                  e.reason = body["reason"].get<std::string>();
+                }
+                if (body.contains("api_id") && !body["api_id"].is_null()) {
+                  if (!body["api_id"].is_number_integer()) {
+                    return http::Response::Error(400, "api_id must be an integer", "api_id");
+                  }
+                  e.api_id = body["api_id"].get<int64_t>();
+                }
+                if (e.api_id != 0) {
+                  auto api = store_->GetApi(e.api_id);
+                  if (!api || !CanAccessApi(p, *api)) {
+                    return http::Response::Error(404, "API not found", "api_id");
+                  }
+                } else if (!p.IsAdmin()) {
+                  return http::Response::Error(403, "only admins manage global entries; set api_id",
+                                               "api_id");
+                }
+                e.created_at = NowSeconds();
+                if (body.contains("ttl_seconds")) {
+                  if (!body["ttl_seconds"].is_number_integer() ||
+                      body["ttl_seconds"].get<int64_t>() <= 0) {
+                    return http::Response::Error(400, "ttl_seconds must be a positive integer",
+                                                 "ttl_seconds");
+                  }
+                  e.expires_at = e.created_at + body["ttl_seconds"].get<int64_t>();
+                } else if (body.contains("expires_at") && !body["expires_at"].is_null()) {
+                  if (!body["expires_at"].is_number_integer() ||
+                      body["expires_at"].get<int64_t>() <= e.created_at) {
+                    return http::Response::Error(400, "expires_at must be a future Unix time",
+                                                 "expires_at");
+                  }
+                  e.expires_at = body["expires_at"].get<int64_t>();
+                }
+                e.created_by = p.user.id;
+                Status s = store_->AddListEntry(e);
+                if (!s.ok) return StoreError(s);
+                Audit(p, req, list + ".add", list + ":" + std::to_string(e.id),
+                      {{"kind", e.kind}, {"value", e.value}, {"api_id", e.api_id}});
+                return http::Response::Json(201, EntryJson(e).dump());
+              }));
 
-    r.Add("GET", "/api/" + list, Sync([this, list](http::Request& req) -> http::Response {
-            auto au = Authenticate(req, Access::kUser);
-            if (auto* e = std::get_if<http::Response>(&au)) return *e;
-            const auto& p = std::get<Principal>(au);
-            auto visible = VisibleApis(p);
-            const int64_t now = NowSeconds();
-            Json out = Json::array();
-            for (const auto& e : store_->ListEntries(list)) {
-              if (e.expires_at != 0 && e.expires_at <= now) continue;
-              if (visible && e.api_id != 0 &&
-                  std::find(visible->begin(), visible->end(), e.api_id) == visible->end()) {
-                continue;
-              }
-              out.push_back(EntryJson(e));
-            }
-            return http::Response::Json(200, Json{{"entries", out}}.dump());
-          }));
+    r.Add("GET", "/api/" + list,
+          Authed(Access::kUser,
+                 [this, list](http::Request& req, const Principal& p) -> http::Response {
+                   auto visible = VisibleApis(p);
+                   const int64_t now = NowSeconds();
+                   Json out = Json::array();
+                   for (const auto& e : store_->ListEntries(list)) {
+                     if (e.expires_at != 0 && e.expires_at <= now) continue;
+                     if (visible && e.api_id != 0 &&
+                         std::find(visible->begin(), visible->end(), e.api_id) == visible->end()) {
+                       continue;
+                     }
+                     out.push_back(EntryJson(e));
+                   }
+                   return http::Response::Json(200, Json{{"entries", out}}.dump());
+                 }));
 
     r.Add("DELETE", "/api/" + list + "/:id",
-          Sync([this, list](http::Request& req) -> http::Response {
-            auto au = Authenticate(req, Access::kUser);
-            if (auto* e = std::get_if<http::Response>(&au)) return *e;
-            const auto& p = std::get<Principal>(au);
-            auto id = ParseId(req.params["id"]);
-            auto e = id ? store_->GetListEntry(*id) : std::nullopt;
-            if (!e || e->list != list) return http::Response::Error(404, "entry not found");
-            if (!p.IsAdmin()) {
-              auto api = e->api_id ? store_->GetApi(e->api_id) : std::nullopt;
-              if (!api || !CanAccessApi(p, *api))
-                return http::Response::Error(404, "entry not found");
-            }
-            Status s = store_->DeleteListEntry(list, e->id);
-            if (!s.ok) return StoreError(s);
-            Audit(p, req, list + ".delete", list + ":" + std::to_string(e->id),
-                  {{"kind", e->kind}, {"value", e->value}});
-            return http::Response::Json(204, "");
-          }));
+          Authed(Access::kUser,
+                 [this, list](http::Request& req, const Principal& p) -> http::Response {
+                   auto id = ParseId(req.params["id"]);
+                   auto e = id ? store_->GetListEntry(*id) : std::nullopt;
+                   if (!e || e->list != list) return http::Response::Error(404, "entry not found");
+                   if (!p.IsAdmin()) {
+                     auto api = e->api_id ? store_->GetApi(e->api_id) : std::nullopt;
+                     if (!api || !CanAccessApi(p, *api))
+                       return http::Response::Error(404, "entry not found");
+                   }
+                   Status s = store_->DeleteListEntry(list, e->id);
+                   if (!s.ok) return StoreError(s);
+                   Audit(p, req, list + ".delete", list + ":" + std::to_string(e->id),
+                         {{"kind", e->kind}, {"value", e->value}});
+                   return http::Response::Json(204, "");
+                 }));
   }
 
-  r.Add("GET", "/api/audit", Sync([this](http::Request& req) -> http::Response {
-          auto au = Authenticate(req, Access::kAdmin);
-          if (auto* e = std::get_if<http::Response>(&au)) return *e;
+  r.Add("GET", "/api/audit",
+        Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {
           int limit = 100;
           int64_t before = 0;
           if (auto v = req.QueryParam("limit")) {

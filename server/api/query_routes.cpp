@@ -115,11 +115,10 @@ Json TopN(const std::unordered_map<std::string, int64_t>& counts, size_t n, cons
 }  // namespace
 
 void App::RegisterQueries(http::Router& r) {
-  r.Add("GET", "/api/logs", Sync([this](http::Request& req) -> http::Response {
-          auto au = Authenticate(req, Access::kUser);
-          if (auto* e = std::get_if<http::Response>(&au)) return *e;
+  r.Add("GET", "/api/logs",
+        Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
           LogFilter f;
-          if (auto e = BuildFilter(*this, req, std::get<Principal>(au), f)) return *e;
+          if (auto e = BuildFilter(*this, req, p, f)) return *e;
           std::vector<Event> rows = store_->QueryLogs(f);
           Json logs = Json::array();
           for (const auto& e : rows) logs.push_back(EventJson(e));
@@ -129,11 +128,10 @@ void App::RegisterQueries(http::Router& r) {
                                       out.dump(-1, ' ', false, Json::error_handler_t::replace));
         }));
 
-  r.Add("GET", "/api/export/logs", Sync([this](http::Request& req) -> http::Response {
-          auto au = Authenticate(req, Access::kUser);
-          if (auto* e = std::get_if<http::Response>(&au)) return *e;
+  r.Add("GET", "/api/export/logs",
+        Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
           auto f = std::make_shared<LogFilter>();
-          if (auto e = BuildFilter(*this, req, std::get<Principal>(au), *f)) return *e;
+          if (auto e = BuildFilter(*this, req, p, *f)) return *e;
           f->limit = 1000;
           // Pages are pulled newest first with the same keyset as /api/logs, one page per chunk,
           // so memory stays bounded whatever the export size.
@@ -175,11 +173,10 @@ void App::RegisterQueries(http::Router& r) {
           return resp;
         }));
 
-  r.Add("GET", "/api/metrics", Sync([this](http::Request& req) -> http::Response {
-          auto au = Authenticate(req, Access::kUser);
-          if (auto* e = std::get_if<http::Response>(&au)) return *e;
+  r.Add("GET", "/api/metrics",
+        Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
           LogFilter f;
-          if (auto e = BuildFilter(*this, req, std::get<Principal>(au), f)) return *e;
+          if (auto e = BuildFilter(*this, req, p, f)) return *e;
           std::string bad;
           double bucket = NumberParam(req, "bucket", bad).value_or(60);
           double top = NumberParam(req, "top", bad).value_or(10);

@@ -279,17 +279,14 @@ std::vector<std::string> ResolveSecrets(ServerConfig& c) {
   for (const auto& m : e) key_reported = key_reported || m.rfind("ENCRYPTION_KEY:", 0) == 0;
   if (!c.encryption_key.empty() && !key_reported) {
     std::string err;
-    bool ok = c.encryption_key.size() == 32
-                  ? crypto::Fernet::FromRaw32(c.encryption_key, &err).has_value()
-                  : crypto::Fernet::FromKey(c.encryption_key, &err).has_value();
-    if (!ok) e.push_back("ENCRYPTION_KEY: invalid (" + err + "); set " + key_hint);
+    if (!crypto::Fernet::FromConfigKey(c.encryption_key, &err))
+      e.push_back("ENCRYPTION_KEY: invalid (" + err + "); set " + key_hint);
   }
   for (size_t i = 0; i < c.encryption_keys_old.size(); ++i) {
     const auto& k = c.encryption_keys_old[i];
     std::string err;
-    bool ok = k.size() == 32 ? crypto::Fernet::FromRaw32(k, &err).has_value()
-                             : crypto::Fernet::FromKey(k, &err).has_value();
-    if (!ok) e.push_back("ENCRYPTION_KEYS_OLD: key #" + std::to_string(i + 1) + " invalid");
+    if (!crypto::Fernet::FromConfigKey(k, &err))
+      e.push_back("ENCRYPTION_KEYS_OLD: key #" + std::to_string(i + 1) + " invalid");
   }
   return e;
 }

@@ -43,6 +43,9 @@ class Fernet {
   // those bytes as the key material: Fernet key = base64url(raw).
   static std::optional<Fernet> FromRaw32(std::string_view raw, std::string* error = nullptr);
   static std::string GenerateKey();  // a fresh 44-character key
+  // A configured key (ENCRYPTION_KEY and friends): a 44-character Fernet key, or exactly 32 raw
+  // characters (FromRaw32).
+  static std::optional<Fernet> FromConfigKey(std::string_view key, std::string* error = nullptr);
 
   std::string Encrypt(std::string_view plaintext) const;  // current time, random IV
   // For test vectors: explicit time and IV.
