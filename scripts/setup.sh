@@ -10,8 +10,10 @@ PACKAGES=(
   # libraries
   libboost-all-dev libmysqlcppconn-dev libsqlite3-dev nlohmann-json3-dev libsimdjson-dev
   libssl-dev libargon2-dev zlib1g-dev libgtest-dev libgmock-dev
+  # the eBPF sensor (boing-agent)
+  clang libbpf-dev bpftool libelf-dev linux-libc-dev
   # services and clients used by the main job and the tests
-  mariadb-server mariadb-client sqlite3 openssl curl procps
+  mariadb-server mariadb-client sqlite3 openssl curl procps nginx-light nodejs
   # Debian's Python modules for the integration tests (run with /usr/bin/python3)
   python3 python3-websocket python3-cryptography
 )

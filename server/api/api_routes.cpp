@@ -98,7 +98,7 @@ void App::RegisterApis(http::Router& r) {
             }));
 
   r.Add("GET", "/api/apis",
-        Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
+        Authed(Access::kUser, [this](http::Request& /*req*/, const Principal& p) -> http::Response {
           Json list = Json::array();
           auto owner = p.IsAdmin() ? std::nullopt : std::optional<int64_t>(p.user.id);
           for (const auto& a : store_->ListApis(owner)) list.push_back(ApiJson(a));
@@ -290,23 +290,25 @@ void App::RegisterAgents(http::Router& r) {
           return http::Response::Json(200, R"({"ok":true})");
         }));
 
-  r.Add("GET", "/api/agents",
-        Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {
-          Json list = Json::array();
-          for (const auto& a : store_->ListAgents()) {
-            Json counters = Json::parse(a.counters_json, nullptr, false);
-            Json rates = Json::parse(a.rates_json, nullptr, false);
-            list.push_back({{"agent_id", a.agent_id},
-                            {"hostname", a.hostname},
-                            {"version", a.version},
-                            {"enrolled_at", a.enrolled_at},
-                            {"last_seen", a.last_seen},
-                            {"revoked", a.revoked},
-                            {"counters", counters.is_discarded() ? Json::object() : counters},
-                            {"rates", rates.is_discarded() ? Json::array() : rates}});
-          }
-          return http::Response::Json(200, Json{{"agents", list}}.dump());
-        }));
+  r.Add(
+      "GET", "/api/agents",
+      Authed(Access::kAdmin,
+             [this](http::Request& /*req*/, const Principal& /*p*/) -> http::Response {
+               Json list = Json::array();
+               for (const auto& a : store_->ListAgents()) {
+                 Json counters = Json::parse(a.counters_json, nullptr, false);
+                 Json rates = Json::parse(a.rates_json, nullptr, false);
+                 list.push_back({{"agent_id", a.agent_id},
+                                 {"hostname", a.hostname},
+                                 {"version", a.version},
+                                 {"enrolled_at", a.enrolled_at},
+                                 {"last_seen", a.last_seen},
+                                 {"revoked", a.revoked},
+                                 {"counters", counters.is_discarded() ? Json::object() : counters},
+                                 {"rates", rates.is_discarded() ? Json::array() : rates}});
+               }
+               return http::Response::Json(200, Json{{"agents", list}}.dump());
+             }));
 
   r.Add("DELETE", "/api/agents/:agent_id",
         Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {

@@ -135,7 +135,7 @@ void App::RegisterAuth(http::Router& r) {
         }));
 
   r.Add("POST", "/api/logout",
-        Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
+        Authed(Access::kUser, [this](http::Request& /*req*/, const Principal& p) -> http::Response {
           Status s = store_->RevokeToken(p.jti, p.exp);
           if (!s.ok) return StoreError(s);
           {
@@ -146,16 +146,17 @@ void App::RegisterAuth(http::Router& r) {
         }));
 
   r.Add("GET", "/api/me",
-        Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
+        Authed(Access::kUser, [this](http::Request& /*req*/, const Principal& p) -> http::Response {
           return http::Response::Json(200, UserJson(p.user).dump());
         }));
 
   r.Add("GET", "/api/users",
-        Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {
-          Json list = Json::array();
-          for (const auto& u : store_->ListUsers()) list.push_back(UserJson(u));
-          return http::Response::Json(200, Json{{"users", list}}.dump());
-        }));
+        Authed(Access::kAdmin,
+               [this](http::Request& /*req*/, const Principal& /*p*/) -> http::Response {
+                 Json list = Json::array();
+                 for (const auto& u : store_->ListUsers()) list.push_back(UserJson(u));
+                 return http::Response::Json(200, Json{{"users", list}}.dump());
+               }));
 
   r.Add("PUT", "/api/users/:id",
         Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {

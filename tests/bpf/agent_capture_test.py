@@ -1,0 +1,343 @@
+#!/usr/bin/env python3
+"""Real-kernel tests of boing-agent (ctest label `bpf`, run as root).
+
+Every server is started by this test inside its own cgroup v2 directory, and the agent is scoped to
+that cgroup in the kernel (--cgroup), so nothing else on the host is captured. A second server runs
+outside the cgroup at the same time and must produce zero events. Captured payloads are never
+printed: assertions compare only method, path, status, client IP, latency and the tls flag.
+
+Under CI=true a kernel or permission refusal is a failure, never a skip.
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+AGENT = None
+PYTHON = "/usr/bin/python3"
+HERE = os.path.dirname(os.path.abspath(__file__))
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def skip_or_fail(reason):
+    if CI:
+        raise AssertionError("CI=true: cannot skip: " + reason)
+    raise unittest.SkipTest(reason)
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host, port, timeout=15.0):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.settimeout(0.5)
+                s.connect((host, port))
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"server on {host}:{port} did not start")
+
+
+def cgroup2_mount():
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            dev, mnt, fstype = line.split()[:3]
+            if fstype == "cgroup2":
+                return mnt
+    return None
+
+
+class Fixture:
+    """Servers in a scratch cgroup, one out-of-scope server, and the agent."""
+
+    def __init__(self):
+        self.procs = []
+        self.tmp = tempfile.mkdtemp(prefix="boing-bpf-test-")
+        mnt = cgroup2_mount()
+        if not mnt:
+            skip_or_fail("no cgroup v2 mount")
+        self.cgroup = os.path.join(mnt, f"boing-test-{os.getpid()}")
+        os.makedirs(self.cgroup, exist_ok=True)
+        self.agent = None
+        self.agent_out = os.path.join(self.tmp, "events.jsonl")
+        self.agent_err = os.path.join(self.tmp, "agent.err")
+        self._events = []
+        self._read_pos = 0
+
+    def spawn(self, argv, in_scope=True, cwd=None):
+        procs_file = os.path.join(self.cgroup, "cgroup.procs")
+
+        def enter_cgroup():
+            if in_scope:
+                with open(procs_file, "w") as f:
+                    f.write(str(os.getpid()))
+
+        p = subprocess.Popen(argv, cwd=cwd or self.tmp, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, preexec_fn=enter_cgroup)
+        self.procs.append(p)
+        return p
+
+    def start_agent(self, extra=()):
+        with open(self.agent_out, "w") as out, open(self.agent_err, "w") as err:
+            self.agent = subprocess.Popen(
+                [AGENT, "--stdout", "--cgroup", self.cgroup, *extra], stdout=out, stderr=err)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.agent.poll() is not None:
+                raise AssertionError("agent exited: " + self.agent_stderr())
+            if "capturing" in self.agent_stderr():
+                return
+            time.sleep(0.1)
+        raise AssertionError("agent did not start: " + self.agent_stderr())
+
+    def agent_stderr(self):
+        with open(self.agent_err) as f:
+            return f.read()
+
+    def events(self, settle=1.0):
+        time.sleep(settle)
+        with open(self.agent_out) as f:
+            f.seek(self._read_pos)
+            data = f.read()
+            self._read_pos = f.tell()
+        for line in data.splitlines():
+            if line.strip():
+                self._events.append(json.loads(line))
+        return list(self._events)
+
+    def close(self):
+        if self.agent and self.agent.poll() is None:
+            self.agent.terminate()
+            try:
+                self.agent.wait(10)
+            except subprocess.TimeoutExpired:
+                self.agent.kill()
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        # The cgroup can only be removed once empty.
+        for _ in range(50):
+            try:
+                os.rmdir(self.cgroup)
+                break
+            except OSError:
+                time.sleep(0.1)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def curl(url, *extra):
+    r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", *extra, url],
+                       capture_output=True, text=True, timeout=30)
+    return int(r.stdout or 0)
+
+
+class AgentCaptureTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            skip_or_fail("needs root")
+        if not shutil.which("curl"):
+            skip_or_fail("needs curl")
+        f = cls.f = Fixture()
+        try:
+            os.chmod(f.tmp, 0o755)  # nginx workers run as www-data
+            www = os.path.join(f.tmp, "www")
+            os.makedirs(www)
+            with open(os.path.join(www, "index.html"), "w") as fh:
+                fh.write("hello\n")
+            # In scope, started before the agent.
+            cls.plain_port = free_port()
+            f.spawn([PYTHON, "-m", "http.server", "--bind", "127.0.0.1", str(cls.plain_port)],
+                    cwd=www)
+            cls.app_port = free_port()
+            f.spawn([PYTHON, os.path.join(HERE, "test_server.py"), "--port", str(cls.app_port)])
+            cls.v6_port = free_port(socket.AF_INET6, "::1")
+            f.spawn([PYTHON, os.path.join(HERE, "test_server.py"), "--bind", "::1",
+                     "--port", str(cls.v6_port)])
+            cert, key = os.path.join(f.tmp, "cert.pem"), os.path.join(f.tmp, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                            "-subj", "/CN=localhost", "-keyout", key, "-out", cert],
+                           check=True, capture_output=True)
+            cls.tls_port = free_port()
+            f.spawn([PYTHON, os.path.join(HERE, "test_server.py"), "--port", str(cls.tls_port),
+                     "--tls", cert, key])
+            cls.node_port = None
+            if shutil.which("node"):
+                cls.node_port = free_port()
+                f.spawn(["node", os.path.join(HERE, "node_https_server.js"), str(cls.node_port),
+                         key, cert])
+            cls.nginx_port = None
+            if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
+                cls.nginx_port = free_port()
+                conf = os.path.join(f.tmp, "nginx.conf")
+                with open(conf, "w") as fh:
+                    fh.write(f"""
+daemon off; worker_processes 1; pid {f.tmp}/nginx.pid; error_log {f.tmp}/nginx.err;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {f.tmp}/nb; proxy_temp_path {f.tmp}/np; fastcgi_temp_path {f.tmp}/nf;
+  uwsgi_temp_path {f.tmp}/nu; scgi_temp_path {f.tmp}/ns;
+  server {{ listen 127.0.0.1:{cls.nginx_port}; root {www};
+           location /missing {{ return 404; }} }}
+}}
+""")
+                f.spawn(["/usr/sbin/nginx", "-c", conf, "-p", f.tmp])
+            # Out of scope: same kind of server, outside the cgroup.
+            cls.outside_port = free_port()
+            f.spawn([PYTHON, "-m", "http.server", "--bind", "127.0.0.1", str(cls.outside_port)],
+                    in_scope=False, cwd=www)
+            for port in (cls.plain_port, cls.app_port, cls.tls_port, cls.outside_port):
+                wait_port("127.0.0.1", port)
+            wait_port("::1", cls.v6_port)
+            for port in (cls.nginx_port, cls.node_port):
+                if port:
+                    wait_port("127.0.0.1", port)
+            f.start_agent()
+        except BaseException:
+            f.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.close()
+
+    def port_events(self, port, settle=1.0):
+        return [e for e in self.f.events(settle) if e.get("server_port") == port]
+
+    def assert_each_once(self, port, paths, status_of, tls=False, client_ip="127.0.0.1"):
+        events = self.port_events(port, settle=1.5)
+        by_path = {}
+        for e in events:
+            by_path.setdefault(e["endpoint"], []).append(e)
+        for p in paths:
+            got = by_path.get(p, [])
+            self.assertEqual(len(got), 1, f"{p} seen {len(got)} times on port {port}")
+            e = got[0]
+            self.assertEqual(e["method"], "GET")
+            self.assertEqual(e["status_code"], status_of(p))
+            self.assertEqual(e["client_ip"], client_ip)
+            self.assertEqual(e["tls"], tls)
+        return events
+
+    def test_python_http_server_every_request_once_and_nothing_out_of_scope(self):
+        n = 20
+        paths = [f"/index.html?plain={i}" if i % 4 else f"/missing/{i}" for i in range(n)]
+        for p in paths:
+            curl(f"http://127.0.0.1:{self.plain_port}{p}")
+            curl(f"http://127.0.0.1:{self.outside_port}{p}")
+        self.assert_each_once(self.plain_port, paths,
+                              lambda p: 404 if p.startswith("/missing") else 200)
+        self.assertEqual(self.port_events(self.outside_port, settle=0), [],
+                         "a server outside the scope was captured")
+
+    def test_keep_alive_and_pipelining(self):
+        k = 7
+        reqs = b"".join(f"GET /pipe/{i} HTTP/1.1\r\nHost: t\r\n\r\n".encode() for i in range(k))
+        with socket.create_connection(("127.0.0.1", self.app_port)) as s:
+            s.sendall(reqs)  # one write
+            got = b""
+            s.settimeout(5)
+            while got.count(b"HTTP/1.1 200") < k:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        self.assertEqual(got.count(b"HTTP/1.1 200"), k)
+        # keep-alive through curl: several URLs on one connection
+        urls = [f"http://127.0.0.1:{self.app_port}/ka/{i}" for i in range(5)]
+        args = []
+        for u in urls:
+            args += ["-o", "/dev/null", u]
+        subprocess.run(["curl", "-s", *args], check=True, timeout=30)
+        self.assert_each_once(self.app_port, [f"/pipe/{i}" for i in range(k)], lambda p: 200)
+        self.assert_each_once(self.app_port, [f"/ka/{i}" for i in range(5)], lambda p: 200)
+
+    def test_latency_of_a_50ms_handler(self):
+        for i in range(3):
+            curl(f"http://127.0.0.1:{self.app_port}/sleep/50/{i}")
+        events = self.assert_each_once(self.app_port, [f"/sleep/50/{i}" for i in range(3)],
+                                       lambda p: 200)
+        for e in events:
+            if e["endpoint"].startswith("/sleep/50/"):
+                self.assertGreaterEqual(e["latency_ms"], 50.0)
+                self.assertLessEqual(e["latency_ms"], 60.0)
+
+    def test_ipv6_loopback(self):
+        paths = [f"/v6/{i}" for i in range(5)]
+        for p in paths:
+            curl(f"http://[::1]:{self.v6_port}{p}")
+        self.assert_each_once(self.v6_port, paths, lambda p: 200, client_ip="::1")
+
+    def test_https_python_ssl_server_is_decrypted(self):
+        paths = [f"/tls/{i}" for i in range(10)]
+        for p in paths:
+            self.assertEqual(curl(f"https://127.0.0.1:{self.tls_port}{p}", "-k"), 200)
+        self.assert_each_once(self.tls_port, paths, lambda p: 200, tls=True)
+
+    def test_https_node_static_openssl_is_decrypted(self):
+        if not self.node_port:
+            skip_or_fail("node not installed")
+        paths = [f"/node/{i}" for i in range(10)]
+        for p in paths:
+            self.assertEqual(curl(f"https://127.0.0.1:{self.node_port}{p}", "-k"), 200)
+        self.assert_each_once(self.node_port, paths, lambda p: 200, tls=True)
+
+    def test_nginx(self):
+        if not self.nginx_port:
+            skip_or_fail("nginx not installed")
+        n = 20
+        paths = [f"/index.html?n={i}" if i % 5 else f"/missing/{i}" for i in range(n)]
+        for p in paths:
+            curl(f"http://127.0.0.1:{self.nginx_port}{p}")
+        self.assert_each_once(self.nginx_port, paths,
+                              lambda p: 404 if p.startswith("/missing") else 200)
+
+    def test_server_started_after_the_agent(self):
+        port = free_port()
+        self.f.spawn([PYTHON, os.path.join(HERE, "test_server.py"), "--port", str(port)])
+        wait_port("127.0.0.1", port)
+        paths = [f"/late/{i}" for i in range(5)]
+        for p in paths:
+            curl(f"http://127.0.0.1:{port}{p}")
+        self.assert_each_once(port, paths, lambda p: 200)
+
+    def test_closed_and_reused_fd_gives_two_connections(self):
+        for i in range(2):
+            with socket.create_connection(("127.0.0.1", self.app_port)) as s:
+                s.sendall(f"GET /reuse/{i} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+                s.settimeout(5)
+                while s.recv(65536):
+                    pass
+        self.assert_each_once(self.app_port, [f"/reuse/{i}" for i in range(2)], lambda p: 200)
+
+
+def main():
+    global AGENT
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--agent", required=True)
+    args, rest = parser.parse_known_args()
+    AGENT = os.path.abspath(args.agent)
+    unittest.main(argv=[sys.argv[0], "-v", *rest])
+
+
+if __name__ == "__main__":
+    main()
