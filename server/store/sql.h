@@ -8,22 +8,27 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "boing/store.h"
 
 namespace boing::sql {
+
+enum class Dialect { kSqlite, kMysql };
 
 class Stmt {
  public:
   virtual ~Stmt() = default;
   virtual void BindInt(int idx, int64_t v) = 0;
   virtual void BindDouble(int idx, double v) = 0;
+  // Copies `v`.
   virtual void BindText(int idx, std::string_view v) = 0;
+  // Does not copy: `v` must stay valid until the statement has run (the ingest path binds every
+  // event's strings this way).
+  virtual void BindTextRef(int idx, std::string_view v) { BindText(idx, v); }
   virtual void BindNull(int idx) = 0;
-  // Runs a statement that returns no rows; `changes` = affected rows.
+  // Runs a statement that returns no rows; `changes` = affected rows. Resets the statement.
   virtual Status Exec(int64_t* changes = nullptr) = 0;
-  // Runs a query (first call) and advances to the next row. false at the end or on error
+  // Runs the query (first call) and advances to the next row. false at the end or on error
   // (then `status()` is not ok).
   virtual bool Next() = 0;
   virtual const Status& status() const = 0;
@@ -31,14 +36,16 @@ class Stmt {
   virtual int64_t Int(int col) = 0;
   virtual double Double(int col) = 0;
   virtual std::string Text(int col) = 0;
-  // Clears bindings and results so the statement can run again.
+  // Drops results so the statement can run again. Every execution binds every parameter: SQLite
+  // clears bindings here (a forgotten one is NULL), MySQL keeps them (clearing is costly).
   virtual void Reset() = 0;
 
   void BindOptInt(int idx, const std::optional<int64_t>& v) {
-    if (v)
+    if (v) {
       BindInt(idx, *v);
-    else
+    } else {
       BindNull(idx);
+    }
   }
   std::optional<int64_t> OptInt(int col) {
     if (IsNull(col)) return std::nullopt;
@@ -49,15 +56,18 @@ class Stmt {
 class Conn {
  public:
   virtual ~Conn() = default;
-  // Prepared statements are cached per connection by SQL text.
+  virtual Dialect dialect() const = 0;
+  // Prepared statements are cached per connection by SQL text. The pointer stays valid until
+  // TrimCache() or the connection is destroyed.
   virtual Stmt* Prepare(const std::string& sql, Status* status) = 0;
+  // Drops cached statements when there are more than `max` (called while no statement is in use).
+  virtual void TrimCache(size_t max) = 0;
   virtual Status Begin() = 0;
   virtual Status Commit() = 0;
   virtual void Rollback() = 0;
   virtual int64_t LastInsertId() = 0;
-  virtual bool Broken() const = 0;  // connection lost: the pool replaces it
+  // Connection lost (server restart, idle timeout, killed): the pool replaces it.
+  virtual bool Broken() const = 0;
 };
-
-enum class Dialect { kSqlite, kMysql };
 
 }  // namespace boing::sql

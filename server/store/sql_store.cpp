@@ -1,113 +1,135 @@
-// One Store implementation over the sql::Conn adapter, for SQLite and MySQL/MariaDB. Only the
-// dialect-specific statements differ (upserts, insert-or-ignore).
+// One Store over the sql::Conn adapter, for SQLite and MySQL/MariaDB. Only the upserts and the
+// ingest path (InsertEvents) differ by dialect.
+//
+// Connections: a pool for reads (and, on MySQL, for every write but ingest) plus one exclusive
+// connection. On SQLite the exclusive connection takes every write (SQLite has a single writer, and
+// queueing on a mutex beats retrying SQLITE_BUSY); on MySQL it takes InsertEvents only, so the
+// large multi-row INSERT statements are prepared once.
+#include <algorithm>
+#include <bit>
 #include <chrono>
 #include <condition_variable>
-#include <functional>
-#include <map>
 #include <mutex>
-#include <nlohmann/json.hpp>
-#include <set>
+#include <thread>
+#include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "boing/store.h"
 #include "mysql_conn.h"
-#include "sql.h"
 #include "sqlite_conn.h"
+#include "store_internal.h"
 
 namespace boing {
-
-// Generated at build time from sql/<dialect>/*.sql (see server/store/CMakeLists.txt).
-struct Migration {
-  int version;
-  const char* name;
-  const char* sql;
-};
-extern const Migration kSqliteMigrations[];
-extern const size_t kSqliteMigrationCount;
-extern const Migration kMysqlMigrations[];
-extern const size_t kMysqlMigrationCount;
-
 namespace {
 
 using sql::Conn;
 using sql::Dialect;
 using sql::Stmt;
+using store_internal::Migration;
 
-double NowSecondsF() {
+constexpr size_t kMaxCachedStatements = 128;
+constexpr int kDefaultLimit = 100;
+constexpr int kMaxLimit = 1000;
+constexpr int kMysqlScanPage = 1000;
+constexpr size_t kMysqlInsertRows = 200;       // rows per multi-row INSERT
+constexpr size_t kMysqlLookupChunk = 256;      // seqs per duplicate lookup
+constexpr size_t kMaxFilterApis = 16384;       // api_ids in one LogFilter
+constexpr int kCheckpointPages = 4096;         // WAL size that wakes the background checkpointer
+constexpr int kInlineCheckpointPages = 65536;  // the writer checkpoints itself beyond this
+constexpr auto kPoolWait = std::chrono::seconds(30);
+
+double NowF() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
+int64_t Now() { return static_cast<int64_t>(NowF()); }
 
-constexpr char kEventColumns[] =
+// Smallest power of two >= n (n >= 1): statements with variable-length IN lists or VALUES lists
+// come in a few shapes only, so the statement caches stay small.
+size_t Bucket(size_t n) {
+  size_t b = 1;
+  while (b < n) b <<= 1;
+  return b;
+}
+
+std::string Placeholders(size_t n) {
+  std::string p;
+  p.reserve(n * 2);
+  for (size_t i = 0; i < n; ++i) p += i ? ",?" : "?";
+  return p;
+}
+
+size_t Utf8Chars(std::string_view s) {
+  size_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+// --- events ---------------------------------------------------------------------------------
+
+constexpr char kEventInsertCols[] =
     "api_id, timestamp, method, endpoint, client_ip, headers_json, status_code, latency_ms, "
     "body_size, response_size, query, payload, user_agent, host, identity, server_ip, server_port, "
     "tls, protocol, agent_id, seq, host_name, pid, comm, cgroup_id, container_id, pod, namespace, "
     "received_at";
-constexpr int kEventParams = 29;
+constexpr size_t kEventParams = 29;
+constexpr char kEventSelectCols[] =
+    "id, api_id, timestamp, method, endpoint, client_ip, headers_json, status_code, latency_ms, "
+    "body_size, response_size, query, payload, user_agent, host, identity, server_ip, server_port, "
+    "tls, protocol, agent_id, seq, host_name, pid, comm, cgroup_id, container_id, pod, namespace";
 
-std::string HeadersToJson(const Event& e) {
-  nlohmann::json a = nlohmann::json::array();
-  for (const auto& [k, v] : e.headers) a.push_back({k, v});
-  return a.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-void HeadersFromJson(const std::string& s, Event& e) {
-  auto j = nlohmann::json::parse(s, nullptr, false);
-  if (!j.is_array()) return;
-  for (const auto& p : j) {
-    if (p.is_array() && p.size() == 2 && p[0].is_string() && p[1].is_string()) {
-      e.headers.emplace_back(p[0].get<std::string>(), p[1].get<std::string>());
-    }
-  }
-}
-
-void BindEvent(Stmt* s, int base, const Event& e, double received) {
-  auto opt_text = [&](int i, const std::string& v) {
-    if (v.empty())
-      s->BindNull(i);
-    else
-      s->BindText(i, v);
-  };
+// Binds kEventInsertCols from `base`. Strings are bound without copying: `e` and `headers_json`
+// must outlive the statement's execution.
+void BindEvent(Stmt* s, int base, const Event& e, std::string_view headers_json, double received) {
   int i = base;
   s->BindInt(i++, e.api_id);
   s->BindDouble(i++, e.timestamp);
-  s->BindText(i++, e.method);
-  s->BindText(i++, e.endpoint);
-  s->BindText(i++, e.client_ip);
-  s->BindText(i++, HeadersToJson(e));
+  s->BindTextRef(i++, e.method);
+  s->BindTextRef(i++, e.endpoint);
+  s->BindTextRef(i++, e.client_ip);
+  s->BindTextRef(i++, headers_json);
   s->BindInt(i++, e.status_code);
   s->BindDouble(i++, e.latency_ms);
   s->BindOptInt(i++, e.body_size);
   s->BindOptInt(i++, e.response_size);
-  s->BindText(i++, e.query);
-  s->BindText(i++, e.payload);
-  s->BindText(i++, e.user_agent);
-  s->BindText(i++, e.host);
-  s->BindText(i++, e.identity);
-  s->BindText(i++, e.server_ip);
-  if (e.server_port)
+  s->BindTextRef(i++, e.query);
+  s->BindTextRef(i++, e.payload);
+  s->BindTextRef(i++, e.user_agent);
+  s->BindTextRef(i++, e.host);
+  s->BindTextRef(i++, e.identity);
+  s->BindTextRef(i++, e.server_ip);
+  if (e.server_port) {
     s->BindInt(i++, *e.server_port);
-  else
+  } else {
     s->BindNull(i++);
-  if (e.tls)
+  }
+  if (e.tls) {
     s->BindInt(i++, *e.tls ? 1 : 0);
-  else
+  } else {
     s->BindNull(i++);
-  s->BindText(i++, e.protocol);
-  opt_text(i++, e.agent_id);
+  }
+  s->BindTextRef(i++, e.protocol);
+  // NULL, not '', for application events: NULLs never collide in the (agent_id, seq) index.
+  if (e.agent_id.empty()) {
+    s->BindNull(i++);
+  } else {
+    s->BindTextRef(i++, e.agent_id);
+  }
   s->BindOptInt(i++, e.seq);
-  s->BindText(i++, e.host_name);
+  s->BindTextRef(i++, e.host_name);
   s->BindOptInt(i++, e.pid);
-  s->BindText(i++, e.comm);
-  if (e.cgroup_id)
-    s->BindInt(i++, static_cast<int64_t>(*e.cgroup_id));
-  else
+  s->BindTextRef(i++, e.comm);
+  if (e.cgroup_id) {
+    s->BindInt(i++, static_cast<int64_t>(*e.cgroup_id));  // stored two's complement
+  } else {
     s->BindNull(i++);
-  s->BindText(i++, e.container_id);
-  s->BindText(i++, e.pod);
-  s->BindText(i++, e.k8s_namespace);
+  }
+  s->BindTextRef(i++, e.container_id);
+  s->BindTextRef(i++, e.pod);
+  s->BindTextRef(i++, e.k8s_namespace);
   s->BindDouble(i++, received);
 }
 
-// Columns in the order of "id, " + kEventColumns.
 Event ReadEvent(Stmt* s) {
   Event e;
   int c = 0;
@@ -117,7 +139,7 @@ Event ReadEvent(Stmt* s) {
   e.method = s->Text(c++);
   e.endpoint = s->Text(c++);
   e.client_ip = s->Text(c++);
-  HeadersFromJson(s->Text(c++), e);
+  store_internal::ParseHeadersJson(s->Text(c++), e.headers);
   e.status_code = static_cast<int>(s->Int(c++));
   e.latency_ms = s->Double(c++);
   e.body_size = s->OptInt(c++);
@@ -144,7 +166,98 @@ Event ReadEvent(Stmt* s) {
   return e;
 }
 
-constexpr char kUserColumns[] =
+// A WHERE clause and its parameters, built from a LogFilter. Text parameters point into the filter.
+struct Param {
+  enum Kind { kInt, kDouble, kText } kind;
+  int64_t i = 0;
+  double d = 0;
+  std::string_view s;
+};
+
+struct Where {
+  std::string sql;
+  std::vector<Param> params;
+
+  void Add(std::string_view cond) {
+    sql += sql.empty() ? " WHERE " : " AND ";
+    sql += cond;
+  }
+  void Int(int64_t v) { params.push_back({Param::kInt, v, 0, {}}); }
+  void Double(double v) { params.push_back({Param::kDouble, 0, v, {}}); }
+  void Text(std::string_view v) { params.push_back({Param::kText, 0, 0, v}); }
+  void Bind(Stmt* s) const {
+    int i = 1;
+    for (const Param& p : params) {
+      if (p.kind == Param::kInt) {
+        s->BindInt(i++, p.i);
+      } else if (p.kind == Param::kDouble) {
+        s->BindDouble(i++, p.d);
+      } else {
+        s->BindTextRef(i++, p.s);
+      }
+    }
+  }
+};
+
+// false when the filter can match nothing (or names more APIs than a statement can carry).
+bool BuildWhere(const LogFilter& f, Where& w) {
+  if (f.restrict_to_apis && f.api_ids.empty()) return false;
+  if (!f.api_ids.empty()) {
+    if (f.api_ids.size() > kMaxFilterApis) return false;
+    if (f.api_ids.size() == 1) {
+      w.Add("api_id = ?");
+      w.Int(f.api_ids[0]);
+    } else {
+      size_t n = Bucket(f.api_ids.size());
+      w.Add("api_id IN (" + Placeholders(n) + ")");
+      for (size_t i = 0; i < n; ++i) w.Int(f.api_ids[std::min(i, f.api_ids.size() - 1)]);
+    }
+  }
+  if (!f.client_ip.empty()) {
+    w.Add("client_ip = ?");
+    w.Text(f.client_ip);
+  }
+  if (!f.method.empty()) {
+    w.Add("method = ?");
+    w.Text(f.method);
+  }
+  if (!f.endpoint.empty()) {
+    if (f.endpoint.back() == '*') {
+      // A prefix compare rather than LIKE: no wildcard escaping, and case-sensitive on both
+      // backends (SQLite's LIKE is not). SUBSTR counts characters on both.
+      std::string_view prefix(f.endpoint.data(), f.endpoint.size() - 1);
+      if (!prefix.empty()) {
+        w.Add("SUBSTR(endpoint, 1, ?) = ?");
+        w.Int(static_cast<int64_t>(Utf8Chars(prefix)));
+        w.Text(prefix);
+      }
+    } else {
+      w.Add("endpoint = ?");
+      w.Text(f.endpoint);
+    }
+  }
+  if (f.status_min > 0) {
+    w.Add("status_code >= ?");
+    w.Int(f.status_min);
+  }
+  if (f.status_max > 0) {
+    w.Add("status_code <= ?");
+    w.Int(f.status_max);
+  }
+  if (f.from_ts > 0) {
+    w.Add("timestamp >= ?");
+    w.Double(f.from_ts);
+  }
+  if (f.to_ts > 0) {
+    w.Add("timestamp < ?");
+    w.Double(f.to_ts);
+  }
+  return true;
+}
+
+// --- other rows -----------------------------------------------------------------------------
+
+constexpr char kUserCols[] =
     "id, username, email, password_hash, role, disabled, failed_logins, locked_until, created_at";
 User ReadUser(Stmt* s) {
   User u;
@@ -160,7 +273,7 @@ User ReadUser(Stmt* s) {
   return u;
 }
 
-constexpr char kApiColumns[] =
+constexpr char kApiCols[] =
     "id, name, base_url, owner_id, settings_json, ingest_key_hash, ingest_key_prefix, "
     "upstream_secret_enc, match_host, match_port, match_base_path, created_at, updated_at";
 Api ReadApi(Stmt* s) {
@@ -180,8 +293,21 @@ Api ReadApi(Stmt* s) {
   a.updated_at = s->Int(12);
   return a;
 }
+// Binds name .. match_base_path (1..10).
+void BindApiFields(Stmt* s, const Api& a) {
+  s->BindText(1, a.name);
+  s->BindText(2, a.base_url);
+  s->BindInt(3, a.owner_id);
+  s->BindText(4, a.settings_json);
+  s->BindText(5, a.ingest_key_hash);
+  s->BindText(6, a.ingest_key_prefix);
+  s->BindText(7, a.upstream_secret_enc);
+  s->BindText(8, a.match_host);
+  s->BindInt(9, a.match_port);
+  s->BindText(10, a.match_base_path);
+}
 
-constexpr char kAgentColumns[] =
+constexpr char kAgentCols[] =
     "id, agent_id, token_hash, hostname, version, enrolled_at, last_seen, revoked, counters_json, "
     "rates_json";
 Agent ReadAgent(Stmt* s) {
@@ -199,7 +325,7 @@ Agent ReadAgent(Stmt* s) {
   return a;
 }
 
-constexpr char kDetectorColumns[] =
+constexpr char kDetectorCols[] =
     "id, name, stage, enabled, severity, config_json, updated_at, updated_by";
 DetectorConfig ReadDetector(Stmt* s) {
   DetectorConfig d;
@@ -214,7 +340,7 @@ DetectorConfig ReadDetector(Stmt* s) {
   return d;
 }
 
-constexpr char kEntryColumns[] =
+constexpr char kEntryCols[] =
     "id, list, kind, value, reason, api_id, created_by, created_at, expires_at";
 ListEntry ReadEntry(Stmt* s) {
   ListEntry e;
@@ -230,31 +356,241 @@ ListEntry ReadEntry(Stmt* s) {
   return e;
 }
 
-class SqlStore : public Store {
+constexpr char kAuditCols[] =
+    "id, ts_ms, user_id, username, action, target, client_ip, details_json";
+AuditEntry ReadAudit(Stmt* s) {
+  AuditEntry a;
+  a.id = s->Int(0);
+  a.ts_ms = s->Int(1);
+  a.user_id = s->Int(2);
+  a.username = s->Text(3);
+  a.action = s->Text(4);
+  a.target = s->Text(5);
+  a.client_ip = s->Text(6);
+  a.details_json = s->Text(7);
+  return a;
+}
+
+std::string Cat(std::initializer_list<std::string_view> parts) {
+  std::string s;
+  for (auto p : parts) s += p;
+  return s;
+}
+
+// --- statement helpers on one connection ----------------------------------------------------
+
+template <class B>
+Status ExecOn(Conn& c, const std::string& sql, B&& bind, int64_t* changes = nullptr) {
+  Status st;
+  Stmt* s = c.Prepare(sql, &st);
+  if (!s) return st;
+  bind(s);
+  return s->Exec(changes);
+}
+
+template <class T, class B, class R>
+std::vector<T> AllOn(Conn& c, const std::string& sql, B&& bind, R&& read) {
+  std::vector<T> out;
+  Status st;
+  Stmt* s = c.Prepare(sql, &st);
+  if (!s) return out;
+  bind(s);
+  while (s->Next()) out.push_back(read(s));
+  s->Reset();
+  return out;
+}
+
+template <class T, class B, class R>
+std::optional<T> OneOn(Conn& c, const std::string& sql, B&& bind, R&& read) {
+  Status st;
+  Stmt* s = c.Prepare(sql, &st);
+  if (!s) return std::nullopt;
+  bind(s);
+  std::optional<T> out;
+  if (s->Next()) out = read(s);
+  s->Reset();
+  return out;
+}
+
+// Runs `fn` inside a transaction; commits when it returns ok, else rolls back.
+template <class F>
+Status Tx(Conn& c, F&& fn) {
+  Status st = c.Begin();
+  if (!st.ok) return st;
+  try {
+    st = fn();
+  } catch (...) {
+    c.Rollback();
+    throw;
+  }
+  if (st.ok) st = c.Commit();
+  if (!st.ok) c.Rollback();
+  return st;
+}
+
+constexpr auto kNoBind = [](Stmt*) {};
+
+// --- connections ----------------------------------------------------------------------------
+
+using Factory = std::function<std::unique_ptr<Conn>(Status*)>;
+
+// Up to `max` connections, checked out by one caller at a time.
+class Pool {
  public:
-  using Factory = std::function<std::unique_ptr<Conn>(Status*)>;
+  Pool(Factory f, int max) : factory_(std::move(f)), max_(std::max(1, max)) {}
 
-  SqlStore(Dialect d, Factory factory, int pool_size)
-      : dialect_(d), factory_(std::move(factory)), pool_size_(pool_size) {}
+  std::unique_ptr<Conn> Acquire(Status* st) {
+    std::unique_lock lock(mu_);
+    const auto deadline = std::chrono::steady_clock::now() + kPoolWait;
+    for (;;) {
+      if (!idle_.empty()) {
+        auto c = std::move(idle_.back());
+        idle_.pop_back();
+        return c;
+      }
+      if (open_ < max_) {
+        ++open_;
+        lock.unlock();
+        auto c = factory_(st);
+        if (!c) {
+          lock.lock();
+          --open_;
+          cv_.notify_one();
+          if (st->ok || !st->unavailable) *st = Status::Unavailable(st->message);
+        }
+        return c;
+      }
+      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+        *st = Status::Unavailable("all database connections are busy");
+        return nullptr;
+      }
+    }
+  }
 
-  Status Init(const Migration* migrations, size_t count, std::string* error) {
+  void Release(std::unique_ptr<Conn> c) {
+    if (c->Broken()) return Discard(std::move(c));
+    std::lock_guard lock(mu_);
+    idle_.push_back(std::move(c));
+    cv_.notify_one();
+  }
+
+  // Closes a connection that is broken or in an unknown state.
+  void Discard(std::unique_ptr<Conn> c) {
+    c.reset();
+    std::lock_guard lock(mu_);
+    --open_;
+    cv_.notify_one();
+  }
+
+  // After one connection turned out broken the idle ones are likely stale too (server restart).
+  void DropIdle() {
+    std::vector<std::unique_ptr<Conn>> drop;
+    {
+      std::lock_guard lock(mu_);
+      drop.swap(idle_);
+      open_ -= static_cast<int>(drop.size());
+      cv_.notify_all();
+    }
+  }
+
+ private:
+  Factory factory_;
+  const int max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Conn>> idle_;
+  int open_ = 0;
+};
+
+template <class R>
+R Fail(const R& fallback, const Status& st) {
+  if constexpr (std::is_same_v<R, Status>) {
+    return st;
+  } else {
+    (void)st;
+    return fallback;
+  }
+}
+
+// For the work a method does outside OnPool()/OnExclusive() (building statements, copying).
+template <class R, class F>
+R Guarded(const R& fallback, F&& fn) noexcept {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return Fail(fallback, Status::Error(std::string("store: ") + e.what()));
+  } catch (...) {
+    return Fail(fallback, Status::Error("store: unknown exception"));
+  }
+}
+
+class SqlStore final : public Store {
+ public:
+  SqlStore(Dialect d, Factory factory, Factory exclusive_factory, int pool_size)
+      : dialect_(d), pool_(std::move(factory), pool_size) {
+    if (d == Dialect::kSqlite) {
+      exclusive_factory_ = [this, base = std::move(exclusive_factory)](Status* st) {
+        auto c = base(st);
+        if (c) {
+          Conn* raw = c.get();
+          sql::SetWalHook(*c, [this, raw](int pages) { OnWalCommit(*raw, pages); });
+        }
+        return c;
+      };
+    } else {
+      exclusive_factory_ = std::move(exclusive_factory);
+    }
+  }
+
+  ~SqlStore() override {
+    {
+      std::lock_guard lock(ckpt_mu_);
+      ckpt_stop_ = true;
+    }
+    ckpt_cv_.notify_all();
+    if (ckpt_thread_.joinable()) ckpt_thread_.join();
+  }
+
+  Status Init(std::span<const Migration> migrations, Factory checkpoint_factory,
+              std::string* error) {
+    std::lock_guard lock(ex_mu_);
     Status st;
-    auto conn = factory_(&st);
-    if (!conn) {
+    ex_ = exclusive_factory_(&st);
+    if (!ex_) {
       *error = st.message;
       return st;
     }
-    st = Migrate(*conn, migrations, count, error);
+    st = store_internal::Migrate(*ex_, migrations, error);
     if (!st.ok) return st;
-    idle_.push_back(std::move(conn));
-    created_ = 1;
+    if (checkpoint_factory) {
+      ckpt_conn_ = checkpoint_factory(&st);
+      if (!ckpt_conn_) {
+        *error = st.message;
+        return st;
+      }
+      ckpt_thread_ = std::thread([this] { CheckpointLoop(); });
+    }
     return Status::Ok();
   }
 
-  std::string Backend() const override { return dialect_ == Dialect::kSqlite ? "sqlite" : "mysql"; }
+  // Called by SQLite after each commit on the exclusive connection.
+  void OnWalCommit(Conn& writer, int pages) {
+    if (pages >= kInlineCheckpointPages) {
+      // The background checkpointer cannot keep up: copy the WAL back here, between two writes.
+      sql::CheckpointPassive(writer);
+    } else if (pages >= kCheckpointPages) {
+      {
+        std::lock_guard lock(ckpt_mu_);
+        ckpt_wanted_ = true;
+      }
+      ckpt_cv_.notify_one();
+    }
+  }
+
+  std::string Backend() const override { return mysql() ? "mysql" : "sqlite"; }
 
   Status Ping() override {
-    return With([&](Conn& c) -> Status {
+    return OnPool(Status::Error("ping failed"), [&](Conn& c) -> Status {
       Status st;
       Stmt* s = c.Prepare("SELECT 1", &st);
       if (!s) return st;
@@ -267,802 +603,862 @@ class SqlStore : public Store {
 
   // --- users ---
   Status CreateUser(User& u) override {
-    return With([&](Conn& c) {
-      return Insert(
-          c,
-          "INSERT INTO users (username, email, password_hash, role, disabled, "
-          "failed_logins, locked_until, created_at) VALUES (?,?,?,?,?,?,?,?)",
-          [&](Stmt* s) {
-            s->BindText(1, u.username);
-            s->BindText(2, u.email);
-            s->BindText(3, u.password_hash);
-            s->BindText(4, u.role);
-            s->BindInt(5, u.disabled);
-            s->BindInt(6, u.failed_logins);
-            s->BindInt(7, u.locked_until);
-            s->BindInt(8, u.created_at);
-          },
-          &u.id);
+    return Write(Status::Error("create user failed"), [&](Conn& c) -> Status {
+      Status st = ExecOn(c,
+                         "INSERT INTO users (username, email, password_hash, role, disabled, "
+                         "failed_logins, locked_until, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                         [&](Stmt* s) {
+                           s->BindText(1, u.username);
+                           s->BindText(2, u.email);
+                           s->BindText(3, u.password_hash);
+                           s->BindText(4, u.role);
+                           s->BindInt(5, u.disabled);
+                           s->BindInt(6, u.failed_logins);
+                           s->BindInt(7, u.locked_until);
+                           s->BindInt(8, u.created_at);
+                         });
+      if (st.ok) u.id = c.LastInsertId();
+      if (st.conflict) st.message = "username already taken";
+      return st;
     });
   }
   std::optional<User> GetUserByName(const std::string& name) override {
-    return QueryOne<User>(
-        std::string("SELECT ") + kUserColumns + " FROM users WHERE username = ?",
-        [&](Stmt* s) { s->BindText(1, name); }, ReadUser);
+    return OnPool(std::optional<User>(), [&](Conn& c) {
+      return OneOn<User>(
+          c, Cat({"SELECT ", kUserCols, " FROM users WHERE username = ?"}),
+          [&](Stmt* s) { s->BindText(1, name); }, ReadUser);
+    });
   }
   std::optional<User> GetUser(int64_t id) override {
-    return QueryOne<User>(
-        std::string("SELECT ") + kUserColumns + " FROM users WHERE id = ?",
-        [&](Stmt* s) { s->BindInt(1, id); }, ReadUser);
+    return OnPool(std::optional<User>(), [&](Conn& c) {
+      return OneOn<User>(
+          c, Cat({"SELECT ", kUserCols, " FROM users WHERE id = ?"}),
+          [&](Stmt* s) { s->BindInt(1, id); }, ReadUser);
+    });
   }
   std::vector<User> ListUsers() override {
-    return QueryAll<User>(
-        std::string("SELECT ") + kUserColumns + " FROM users ORDER BY id", [](Stmt*) {}, ReadUser);
+    return OnPool(std::vector<User>(), [&](Conn& c) {
+      return AllOn<User>(c, Cat({"SELECT ", kUserCols, " FROM users ORDER BY id"}), kNoBind,
+                         ReadUser);
+    });
   }
   Status UpdateUser(const User& u) override {
-    return Exec(
-        "UPDATE users SET email = ?, password_hash = ?, role = ?, disabled = ?, "
-        "failed_logins = ?, locked_until = ? WHERE id = ?",
-        [&](Stmt* s) {
-          s->BindText(1, u.email);
-          s->BindText(2, u.password_hash);
-          s->BindText(3, u.role);
-          s->BindInt(4, u.disabled);
-          s->BindInt(5, u.failed_logins);
-          s->BindInt(6, u.locked_until);
-          s->BindInt(7, u.id);
-        });
+    return Write(Status::Error("update user failed"), [&](Conn& c) {
+      return ExecOn(c,
+                    "UPDATE users SET email = ?, password_hash = ?, role = ?, disabled = ?, "
+                    "failed_logins = ?, locked_until = ? WHERE id = ?",
+                    [&](Stmt* s) {
+                      s->BindText(1, u.email);
+                      s->BindText(2, u.password_hash);
+                      s->BindText(3, u.role);
+                      s->BindInt(4, u.disabled);
+                      s->BindInt(5, u.failed_logins);
+                      s->BindInt(6, u.locked_until);
+                      s->BindInt(7, u.id);
+                    });
+    });
   }
   Status DeleteUser(int64_t id) override {
-    return Transaction([&](Conn& c) -> Status {
-      Status st =
-          ExecOn(c, "DELETE FROM events WHERE api_id IN (SELECT id FROM apis WHERE owner_id = ?)",
-                 [&](Stmt* s) { s->BindInt(1, id); });
-      if (!st.ok) return st;
-      st = ExecOn(c, "DELETE FROM apis WHERE owner_id = ?", [&](Stmt* s) { s->BindInt(1, id); });
-      if (!st.ok) return st;
-      return ExecOn(c, "DELETE FROM users WHERE id = ?", [&](Stmt* s) { s->BindInt(1, id); });
+    auto bind = [&](Stmt* s) { s->BindInt(1, id); };
+    return Write(Status::Error("delete user failed"), [&](Conn& c) {
+      return Tx(c, [&]() -> Status {
+        Status st = ExecOn(
+            c, "DELETE FROM events WHERE api_id IN (SELECT id FROM apis WHERE owner_id = ?)", bind);
+        if (st.ok) st = ExecOn(c, "DELETE FROM apis WHERE owner_id = ?", bind);
+        if (st.ok) st = ExecOn(c, "DELETE FROM users WHERE id = ?", bind);
+        return st;
+      });
     });
   }
   int64_t CountUsers() override { return Count("SELECT COUNT(*) FROM users"); }
 
   // --- revoked tokens ---
   Status RevokeToken(const std::string& jti, int64_t expires_at) override {
-    const int64_t now = static_cast<int64_t>(NowSecondsF());
-    Exec("DELETE FROM revoked_tokens WHERE expires_at < ?", [&](Stmt* s) { s->BindInt(1, now); });
-    return Exec(std::string(dialect_ == Dialect::kSqlite ? "INSERT OR IGNORE" : "INSERT IGNORE") +
-                    " INTO revoked_tokens (jti, expires_at) VALUES (?, ?)",
-                [&](Stmt* s) {
-                  s->BindText(1, jti);
-                  s->BindInt(2, expires_at);
-                });
+    const int64_t now = Now();
+    return Write(Status::Error("revoke token failed"), [&](Conn& c) -> Status {
+      Status st = ExecOn(c, "DELETE FROM revoked_tokens WHERE expires_at < ?",
+                         [&](Stmt* s) { s->BindInt(1, now); });
+      if (!st.ok) return st;
+      return ExecOn(c,
+                    mysql() ? "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) "
+                              "ON DUPLICATE KEY UPDATE jti = jti"
+                            : "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) "
+                              "ON CONFLICT(jti) DO NOTHING",
+                    [&](Stmt* s) {
+                      s->BindText(1, jti);
+                      s->BindInt(2, expires_at);
+                    });
+    });
   }
   bool IsTokenRevoked(const std::string& jti) override {
     return Count("SELECT COUNT(*) FROM revoked_tokens WHERE jti = ?",
                  [&](Stmt* s) { s->BindText(1, jti); }) > 0;
   }
   std::vector<std::pair<std::string, int64_t>> ListRevokedTokens() override {
-    return QueryAll<std::pair<std::string, int64_t>>(
-        "SELECT jti, expires_at FROM revoked_tokens", [](Stmt*) {},
-        [](Stmt* s) { return std::make_pair(s->Text(0), s->Int(1)); });
+    const int64_t now = Now();
+    return OnPool(std::vector<std::pair<std::string, int64_t>>(), [&](Conn& c) {
+      return AllOn<std::pair<std::string, int64_t>>(
+          c, "SELECT jti, expires_at FROM revoked_tokens WHERE expires_at >= ? ORDER BY jti",
+          [&](Stmt* s) { s->BindInt(1, now); },
+          [](Stmt* s) { return std::make_pair(s->Text(0), s->Int(1)); });
+    });
   }
 
   // --- APIs ---
   Status CreateApi(Api& a) override {
-    return With([&](Conn& c) {
-      return Insert(
-          c,
-          "INSERT INTO apis (name, base_url, owner_id, settings_json, ingest_key_hash, "
-          "ingest_key_prefix, upstream_secret_enc, match_host, match_port, "
-          "match_base_path, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-          [&](Stmt* s) { BindApi(s, a, true); }, &a.id);
+    return Write(Status::Error("create API failed"), [&](Conn& c) -> Status {
+      Status st =
+          ExecOn(c,
+                 "INSERT INTO apis (name, base_url, owner_id, settings_json, ingest_key_hash, "
+                 "ingest_key_prefix, upstream_secret_enc, match_host, match_port, "
+                 "match_base_path, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                 [&](Stmt* s) {
+                   BindApiFields(s, a);
+                   s->BindInt(11, a.created_at);
+                   s->BindInt(12, a.updated_at);
+                 });
+      if (st.ok) a.id = c.LastInsertId();
+      return st;
     });
   }
   std::optional<Api> GetApi(int64_t id) override {
-    return QueryOne<Api>(
-        std::string("SELECT ") + kApiColumns + " FROM apis WHERE id = ?",
-        [&](Stmt* s) { s->BindInt(1, id); }, ReadApi);
+    return OnPool(std::optional<Api>(), [&](Conn& c) {
+      return OneOn<Api>(
+          c, Cat({"SELECT ", kApiCols, " FROM apis WHERE id = ?"}),
+          [&](Stmt* s) { s->BindInt(1, id); }, ReadApi);
+    });
   }
   std::vector<Api> ListApis(std::optional<int64_t> owner) override {
-    if (owner) {
-      return QueryAll<Api>(
-          std::string("SELECT ") + kApiColumns + " FROM apis WHERE owner_id = ? ORDER BY id",
-          [&](Stmt* s) { s->BindInt(1, *owner); }, ReadApi);
-    }
-    return QueryAll<Api>(
-        std::string("SELECT ") + kApiColumns + " FROM apis ORDER BY id", [](Stmt*) {}, ReadApi);
+    return OnPool(std::vector<Api>(), [&](Conn& c) {
+      if (owner) {
+        return AllOn<Api>(
+            c, Cat({"SELECT ", kApiCols, " FROM apis WHERE owner_id = ? ORDER BY id"}),
+            [&](Stmt* s) { s->BindInt(1, *owner); }, ReadApi);
+      }
+      return AllOn<Api>(c, Cat({"SELECT ", kApiCols, " FROM apis ORDER BY id"}), kNoBind, ReadApi);
+    });
   }
   Status UpdateApi(const Api& a) override {
-    return Exec(
-        "UPDATE apis SET name = ?, base_url = ?, owner_id = ?, settings_json = ?, "
-        "ingest_key_hash = ?, ingest_key_prefix = ?, upstream_secret_enc = ?, "
-        "match_host = ?, match_port = ?, match_base_path = ?, updated_at = ? WHERE id = ?",
-        [&](Stmt* s) { BindApi(s, a, false); });
+    return Write(Status::Error("update API failed"), [&](Conn& c) {
+      return ExecOn(c,
+                    "UPDATE apis SET name = ?, base_url = ?, owner_id = ?, settings_json = ?, "
+                    "ingest_key_hash = ?, ingest_key_prefix = ?, upstream_secret_enc = ?, "
+                    "match_host = ?, match_port = ?, match_base_path = ?, updated_at = ? "
+                    "WHERE id = ?",
+                    [&](Stmt* s) {
+                      BindApiFields(s, a);
+                      s->BindInt(11, a.updated_at);
+                      s->BindInt(12, a.id);
+                    });
+    });
   }
   Status DeleteApi(int64_t id) override {
-    return Transaction([&](Conn& c) -> Status {
-      Status st =
-          ExecOn(c, "DELETE FROM events WHERE api_id = ?", [&](Stmt* s) { s->BindInt(1, id); });
-      if (!st.ok) return st;
-      return ExecOn(c, "DELETE FROM apis WHERE id = ?", [&](Stmt* s) { s->BindInt(1, id); });
+    auto bind = [&](Stmt* s) { s->BindInt(1, id); };
+    return Write(Status::Error("delete API failed"), [&](Conn& c) {
+      return Tx(c, [&]() -> Status {
+        Status st = ExecOn(c, "DELETE FROM events WHERE api_id = ?", bind);
+        if (st.ok) st = ExecOn(c, "DELETE FROM apis WHERE id = ?", bind);
+        return st;
+      });
     });
   }
   std::optional<Api> GetApiByKeyHash(const std::string& h) override {
-    return QueryOne<Api>(
-        std::string("SELECT ") + kApiColumns + " FROM apis WHERE ingest_key_hash = ?",
-        [&](Stmt* s) { s->BindText(1, h); }, ReadApi);
+    return OnPool(std::optional<Api>(), [&](Conn& c) {
+      return OneOn<Api>(
+          c, Cat({"SELECT ", kApiCols, " FROM apis WHERE ingest_key_hash = ?"}),
+          [&](Stmt* s) { s->BindText(1, h); }, ReadApi);
+    });
   }
 
   // --- agents ---
   Status CreateEnrollmentToken(EnrollmentToken& t) override {
-    return With([&](Conn& c) {
-      return Insert(
-          c,
-          "INSERT INTO enrollment_tokens (token_hash, name, created_by, expires_at, "
-          "used_at, created_at) VALUES (?,?,?,?,?,?)",
-          [&](Stmt* s) {
-            s->BindText(1, t.token_hash);
-            s->BindText(2, t.name);
-            s->BindInt(3, t.created_by);
-            s->BindInt(4, t.expires_at);
-            s->BindInt(5, t.used_at);
-            s->BindInt(6, t.created_at);
-          },
-          &t.id);
+    return Write(Status::Error("create enrollment token failed"), [&](Conn& c) -> Status {
+      Status st = ExecOn(c,
+                         "INSERT INTO enrollment_tokens (token_hash, name, created_by, expires_at, "
+                         "used_at, created_at) VALUES (?,?,?,?,?,?)",
+                         [&](Stmt* s) {
+                           s->BindText(1, t.token_hash);
+                           s->BindText(2, t.name);
+                           s->BindInt(3, t.created_by);
+                           s->BindInt(4, t.expires_at);
+                           s->BindInt(5, t.used_at);
+                           s->BindInt(6, t.created_at);
+                         });
+      if (st.ok) t.id = c.LastInsertId();
+      return st;
     });
   }
   Status EnrollAgent(const std::string& token_hash, int64_t now, Agent& agent) override {
-    return Transaction([&](Conn& c) -> Status {
-      Status st;
-      Stmt* s = c.Prepare(
-          "SELECT id, expires_at, used_at FROM enrollment_tokens WHERE token_hash = ?", &st);
-      if (!s) return st;
-      s->BindText(1, token_hash);
-      if (!s->Next()) {
+    return Write(Status::Error("enrollment failed"), [&](Conn& c) {
+      return Tx(c, [&]() -> Status {
+        struct Token {
+          int64_t id, expires_at, used_at;
+        };
+        Status st;
+        Stmt* s = c.Prepare(
+            "SELECT id, expires_at, used_at FROM enrollment_tokens WHERE token_hash = ?", &st);
+        if (!s) return st;
+        s->BindText(1, token_hash);
+        std::optional<Token> tok;
+        if (s->Next()) tok = Token{s->Int(0), s->Int(1), s->Int(2)};
         st = s->status();
         s->Reset();
-        return st.ok ? Status::Error("unknown enrollment token") : st;
-      }
-      int64_t id = s->Int(0), expires = s->Int(1), used = s->Int(2);
-      s->Reset();
-      if (used != 0) return Status::Error("enrollment token already used");
-      if (expires < now) return Status::Error("enrollment token expired");
-      int64_t changed = 0;
-      st = ExecOn(
-          c, "UPDATE enrollment_tokens SET used_at = ? WHERE id = ? AND used_at = 0",
-          [&](Stmt* u) {
-            u->BindInt(1, now);
-            u->BindInt(2, id);
-          },
-          &changed);
-      if (!st.ok) return st;
-      if (changed != 1) return Status::Error("enrollment token already used");
-      return Insert(
-          c,
-          "INSERT INTO agents (agent_id, token_hash, hostname, version, enrolled_at, "
-          "last_seen, revoked, counters_json, rates_json) VALUES (?,?,?,?,?,?,?,?,?)",
-          [&](Stmt* u) {
-            u->BindText(1, agent.agent_id);
-            u->BindText(2, agent.token_hash);
-            u->BindText(3, agent.hostname);
-            u->BindText(4, agent.version);
-            u->BindInt(5, agent.enrolled_at);
-            u->BindInt(6, agent.last_seen);
-            u->BindInt(7, agent.revoked);
-            u->BindText(8, agent.counters_json);
-            u->BindText(9, agent.rates_json);
-          },
-          &agent.id);
+        if (!st.ok) return st;
+        if (!tok) return Status::Error("unknown enrollment token");
+        if (tok->used_at != 0) return Status::Error("enrollment token already used");
+        if (tok->expires_at <= now) return Status::Error("enrollment token expired");
+        int64_t changed = 0;
+        st = ExecOn(
+            c, "UPDATE enrollment_tokens SET used_at = ? WHERE id = ? AND used_at = 0",
+            [&](Stmt* u) {
+              u->BindInt(1, std::max<int64_t>(now, 1));
+              u->BindInt(2, tok->id);
+            },
+            &changed);
+        if (!st.ok) return st;
+        if (changed != 1) return Status::Error("enrollment token already used");
+        if (agent.enrolled_at == 0) agent.enrolled_at = now;
+        if (agent.last_seen == 0) agent.last_seen = now;
+        st = ExecOn(c,
+                    "INSERT INTO agents (agent_id, token_hash, hostname, version, enrolled_at, "
+                    "last_seen, revoked, counters_json, rates_json) VALUES (?,?,?,?,?,?,?,?,?)",
+                    [&](Stmt* u) {
+                      u->BindText(1, agent.agent_id);
+                      u->BindText(2, agent.token_hash);
+                      u->BindText(3, agent.hostname);
+                      u->BindText(4, agent.version);
+                      u->BindInt(5, agent.enrolled_at);
+                      u->BindInt(6, agent.last_seen);
+                      u->BindInt(7, agent.revoked);
+                      u->BindText(8, agent.counters_json);
+                      u->BindText(9, agent.rates_json);
+                    });
+        if (st.ok) agent.id = c.LastInsertId();
+        return st;
+      });
     });
   }
   std::optional<Agent> GetAgentByTokenHash(const std::string& h) override {
-    return QueryOne<Agent>(
-        std::string("SELECT ") + kAgentColumns + " FROM agents WHERE token_hash = ?",
-        [&](Stmt* s) { s->BindText(1, h); }, ReadAgent);
+    return OnPool(std::optional<Agent>(), [&](Conn& c) {
+      return OneOn<Agent>(
+          c, Cat({"SELECT ", kAgentCols, " FROM agents WHERE token_hash = ?"}),
+          [&](Stmt* s) { s->BindText(1, h); }, ReadAgent);
+    });
   }
   std::vector<Agent> ListAgents() override {
-    return QueryAll<Agent>(
-        std::string("SELECT ") + kAgentColumns + " FROM agents ORDER BY id", [](Stmt*) {},
-        ReadAgent);
+    return OnPool(std::vector<Agent>(), [&](Conn& c) {
+      return AllOn<Agent>(c, Cat({"SELECT ", kAgentCols, " FROM agents ORDER BY id"}), kNoBind,
+                          ReadAgent);
+    });
   }
   Status UpdateAgentHeartbeat(const std::string& agent_id, int64_t now, const std::string& version,
                               const std::string& counters, const std::string& rates) override {
-    return Exec(
-        "UPDATE agents SET last_seen = ?, version = ?, counters_json = ?, rates_json = ? "
-        "WHERE agent_id = ?",
-        [&](Stmt* s) {
-          s->BindInt(1, now);
-          s->BindText(2, version);
-          s->BindText(3, counters);
-          s->BindText(4, rates);
-          s->BindText(5, agent_id);
-        });
+    return Write(Status::Error("heartbeat update failed"), [&](Conn& c) {
+      return ExecOn(c,
+                    "UPDATE agents SET last_seen = ?, version = ?, counters_json = ?, "
+                    "rates_json = ? WHERE agent_id = ?",
+                    [&](Stmt* s) {
+                      s->BindInt(1, now);
+                      s->BindText(2, version);
+                      s->BindText(3, counters);
+                      s->BindText(4, rates);
+                      s->BindText(5, agent_id);
+                    });
+    });
   }
   Status RevokeAgent(const std::string& agent_id) override {
-    return Exec("UPDATE agents SET revoked = 1 WHERE agent_id = ?",
-                [&](Stmt* s) { s->BindText(1, agent_id); });
+    return Write(Status::Error("revoke agent failed"), [&](Conn& c) {
+      return ExecOn(c, "UPDATE agents SET revoked = 1 WHERE agent_id = ?",
+                    [&](Stmt* s) { s->BindText(1, agent_id); });
+    });
   }
 
   // --- events ---
   Status InsertEvents(std::vector<Event>& events, std::vector<InsertOutcome>& outcomes) override {
+    return Guarded(Status::Error("insert failed"),
+                   [&] { return DoInsertEvents(events, outcomes); });
+  }
+  Status DoInsertEvents(std::vector<Event>& events, std::vector<InsertOutcome>& outcomes) {
     outcomes.assign(events.size(), InsertOutcome::kInserted);
     if (events.empty()) return Status::Ok();
-    return Transaction([&](Conn& c) -> Status {
-      return dialect_ == Dialect::kSqlite ? InsertSqlite(c, events, outcomes)
-                                          : InsertMysql(c, events, outcomes);
+    Status st = OnExclusive(Status::Error("insert failed"), [&](Conn& c) -> Status {
+      if (!mysql()) return InsertSqlite(c, events, outcomes);
+      Status s = InsertMysql(c, events, outcomes);
+      // Another process stored one of our (agent_id, seq) between the lookup and the INSERT.
+      if (s.conflict) s = InsertMysql(c, events, outcomes);
+      return s;
     });
+    if (!st.ok) {
+      for (auto& e : events) e.id = 0;
+    }
+    return st;
   }
 
   std::vector<Event> QueryLogs(const LogFilter& f) override {
-    std::string sql = std::string("SELECT id, ") + kEventColumns + " FROM events";
-    std::vector<std::function<void(Stmt*, int&)>> binds;
-    std::string where = Where(f, binds);
+    return Guarded(std::vector<Event>(), [&] { return DoQueryLogs(f); });
+  }
+  std::vector<Event> DoQueryLogs(const LogFilter& f) {
+    Where w;
+    if (!BuildWhere(f, w)) return {};
     if (f.before_ts) {
-      where += where.empty() ? " WHERE " : " AND ";
-      where += "(timestamp < ? OR (timestamp = ? AND id < ?))";
-      double ts = *f.before_ts;
-      int64_t id = f.before_id;
-      binds.push_back([ts, id](Stmt* s, int& i) {
-        s->BindDouble(i++, ts);
-        s->BindDouble(i++, ts);
-        s->BindInt(i++, id);
-      });
+      // The first term alone is enough for an index range; the second breaks timestamp ties.
+      w.Add("timestamp <= ? AND (timestamp < ? OR id < ?)");
+      w.Double(*f.before_ts);
+      w.Double(*f.before_ts);
+      w.Int(f.before_id);
     }
-    int limit = std::clamp(f.limit, 1, 1000);
-    sql += where + " ORDER BY timestamp DESC, id DESC LIMIT " + std::to_string(limit);
-    if (f.restrict_to_apis && f.api_ids.empty()) return {};
-    return QueryAll<Event>(
-        sql,
-        [&](Stmt* s) {
-          int i = 1;
-          for (auto& b : binds) b(s, i);
-        },
-        ReadEvent);
+    const int limit = f.limit <= 0 ? kDefaultLimit : std::min(f.limit, kMaxLimit);
+    w.Int(limit);
+    const std::string q = Cat({"SELECT ", kEventSelectCols, " FROM events", w.sql,
+                               " ORDER BY timestamp DESC, id DESC LIMIT ?"});
+    return OnPool(std::vector<Event>(), [&](Conn& c) {
+      std::vector<Event> out;
+      Status st;
+      Stmt* s = c.Prepare(q, &st);
+      if (!s) return out;
+      w.Bind(s);
+      while (s->Next()) out.push_back(ReadEvent(s));
+      s->Reset();
+      return out;
+    });
   }
 
-  // Pages through the matches in (timestamp, id) order so memory stays bounded on any backend.
   Status ScanEvents(const LogFilter& f, const std::function<bool(const Event&)>& fn) override {
-    if (f.restrict_to_apis && f.api_ids.empty()) return Status::Ok();
-    std::vector<std::function<void(Stmt*, int&)>> binds;
-    std::string where = Where(f, binds);
-    std::string base = std::string("SELECT id, ") + kEventColumns + " FROM events" + where;
-    std::string paged = base + (where.empty() ? " WHERE " : " AND ") +
-                        "(timestamp > ? OR (timestamp = ? AND id > ?))";
-    constexpr int kPage = 5000;
-    std::optional<double> after_ts;
-    int64_t after_id = 0;
-    for (;;) {
-      std::vector<Event> page;
-      Status st = With([&](Conn& c) -> Status {
-        Status s0;
-        std::string sql =
-            (after_ts ? paged : base) + " ORDER BY timestamp, id LIMIT " + std::to_string(kPage);
-        Stmt* s = c.Prepare(sql, &s0);
-        if (!s) return s0;
-        int i = 1;
-        for (auto& b : binds) b(s, i);
-        if (after_ts) {
-          s->BindDouble(i++, *after_ts);
-          s->BindDouble(i++, *after_ts);
-          s->BindInt(i++, after_id);
-        }
-        while (s->Next()) page.push_back(ReadEvent(s));
-        s0 = s->status();
-        s->Reset();
-        return s0;
-      });
-      if (!st.ok) return st;
-      for (const auto& e : page) {
-        if (!fn(e)) return Status::Ok();
-      }
-      if (page.size() < static_cast<size_t>(kPage)) return Status::Ok();
-      after_ts = page.back().timestamp;
-      after_id = page.back().id;
+    return Guarded(Status::Error("scan failed"), [&] { return DoScanEvents(f, fn); });
+  }
+  Status DoScanEvents(const LogFilter& f, const std::function<bool(const Event&)>& fn) {
+    Where w;
+    if (!BuildWhere(f, w)) {
+      return f.api_ids.size() > kMaxFilterApis ? Status::Error("too many APIs in the filter")
+                                               : Status::Ok();
     }
+    return mysql() ? ScanPaged(w, fn) : ScanStreaming(w, fn);
   }
 
   int64_t CountEvents() override { return Count("SELECT COUNT(*) FROM events"); }
 
   // --- detectors ---
   std::vector<DetectorConfig> ListDetectors() override {
-    return QueryAll<DetectorConfig>(
-        std::string("SELECT ") + kDetectorColumns + " FROM detectors ORDER BY stage, id",
-        [](Stmt*) {}, ReadDetector);
+    return OnPool(std::vector<DetectorConfig>(), [&](Conn& c) {
+      return AllOn<DetectorConfig>(
+          c, Cat({"SELECT ", kDetectorCols, " FROM detectors ORDER BY stage, id"}), kNoBind,
+          ReadDetector);
+    });
   }
   std::optional<DetectorConfig> GetDetector(const std::string& id) override {
-    return QueryOne<DetectorConfig>(
-        std::string("SELECT ") + kDetectorColumns + " FROM detectors WHERE id = ?",
-        [&](Stmt* s) { s->BindText(1, id); }, ReadDetector);
+    return OnPool(std::optional<DetectorConfig>(), [&](Conn& c) {
+      return OneOn<DetectorConfig>(
+          c, Cat({"SELECT ", kDetectorCols, " FROM detectors WHERE id = ?"}),
+          [&](Stmt* s) { s->BindText(1, id); }, ReadDetector);
+    });
   }
   Status InsertDetectorIfMissing(const DetectorConfig& d) override {
-    return Exec(std::string(dialect_ == Dialect::kSqlite ? "INSERT OR IGNORE" : "INSERT IGNORE") +
-                    " INTO detectors (id, name, stage, enabled, severity, config_json, "
-                    "updated_at, updated_by) VALUES (?,?,?,?,?,?,?,?)",
-                [&](Stmt* s) { BindDetector(s, d); });
+    return Write(Status::Error("insert detector failed"), [&](Conn& c) {
+      return ExecOn(
+          c,
+          Cat({"INSERT INTO detectors (", kDetectorCols, ") VALUES (?,?,?,?,?,?,?,?) ",
+               mysql() ? "ON DUPLICATE KEY UPDATE id = id" : "ON CONFLICT(id) DO NOTHING"}),
+          [&](Stmt* s) {
+            s->BindText(1, d.id);
+            s->BindText(2, d.name);
+            s->BindText(3, d.stage);
+            s->BindInt(4, d.enabled);
+            s->BindText(5, d.severity);
+            s->BindText(6, d.config_json);
+            s->BindInt(7, d.updated_at);
+            s->BindInt(8, d.updated_by);
+          });
+    });
   }
   Status UpdateDetector(const DetectorConfig& d) override {
-    return Exec(
-        "UPDATE detectors SET name = ?, stage = ?, enabled = ?, severity = ?, "
-        "config_json = ?, updated_at = ?, updated_by = ? WHERE id = ?",
-        [&](Stmt* s) {
-          s->BindText(1, d.name);
-          s->BindText(2, d.stage);
-          s->BindInt(3, d.enabled);
-          s->BindText(4, d.severity);
-          s->BindText(5, d.config_json);
-          s->BindInt(6, d.updated_at);
-          s->BindInt(7, d.updated_by);
-          s->BindText(8, d.id);
-        });
+    return Write(Status::Error("update detector failed"), [&](Conn& c) {
+      return ExecOn(c,
+                    "UPDATE detectors SET name = ?, stage = ?, enabled = ?, severity = ?, "
+                    "config_json = ?, updated_at = ?, updated_by = ? WHERE id = ?",
+                    [&](Stmt* s) {
+                      s->BindText(1, d.name);
+                      s->BindText(2, d.stage);
+                      s->BindInt(3, d.enabled);
+                      s->BindText(4, d.severity);
+                      s->BindText(5, d.config_json);
+                      s->BindInt(6, d.updated_at);
+                      s->BindInt(7, d.updated_by);
+                      s->BindText(8, d.id);
+                    });
+    });
   }
 
   // --- lists ---
   Status AddListEntry(ListEntry& e) override {
-    return With([&](Conn& c) {
-      return Insert(
-          c,
-          "INSERT INTO list_entries (list, kind, value, reason, api_id, created_by, "
-          "created_at, expires_at) VALUES (?,?,?,?,?,?,?,?)",
-          [&](Stmt* s) {
-            s->BindText(1, e.list);
-            s->BindText(2, e.kind);
-            s->BindText(3, e.value);
-            s->BindText(4, e.reason);
-            s->BindInt(5, e.api_id);
-            s->BindInt(6, e.created_by);
-            s->BindInt(7, e.created_at);
-            s->BindInt(8, e.expires_at);
-          },
-          &e.id);
+    return Write(Status::Error("add list entry failed"), [&](Conn& c) -> Status {
+      Status st = ExecOn(c,
+                         "INSERT INTO list_entries (list, kind, value, reason, api_id, created_by, "
+                         "created_at, expires_at) VALUES (?,?,?,?,?,?,?,?)",
+                         [&](Stmt* s) {
+                           s->BindText(1, e.list);
+                           s->BindText(2, e.kind);
+                           s->BindText(3, e.value);
+                           s->BindText(4, e.reason);
+                           s->BindInt(5, e.api_id);
+                           s->BindInt(6, e.created_by);
+                           s->BindInt(7, e.created_at);
+                           s->BindInt(8, e.expires_at);
+                         });
+      if (st.ok) e.id = c.LastInsertId();
+      return st;
     });
   }
   std::vector<ListEntry> ListEntries(const std::string& list) override {
-    return QueryAll<ListEntry>(
-        std::string("SELECT ") + kEntryColumns + " FROM list_entries WHERE list = ? ORDER BY id",
-        [&](Stmt* s) { s->BindText(1, list); }, ReadEntry);
+    return OnPool(std::vector<ListEntry>(), [&](Conn& c) {
+      return AllOn<ListEntry>(
+          c, Cat({"SELECT ", kEntryCols, " FROM list_entries WHERE list = ? ORDER BY id"}),
+          [&](Stmt* s) { s->BindText(1, list); }, ReadEntry);
+    });
   }
   std::optional<ListEntry> GetListEntry(int64_t id) override {
-    return QueryOne<ListEntry>(
-        std::string("SELECT ") + kEntryColumns + " FROM list_entries WHERE id = ?",
-        [&](Stmt* s) { s->BindInt(1, id); }, ReadEntry);
+    return OnPool(std::optional<ListEntry>(), [&](Conn& c) {
+      return OneOn<ListEntry>(
+          c, Cat({"SELECT ", kEntryCols, " FROM list_entries WHERE id = ?"}),
+          [&](Stmt* s) { s->BindInt(1, id); }, ReadEntry);
+    });
   }
   Status DeleteListEntry(const std::string& list, int64_t id) override {
-    return Exec("DELETE FROM list_entries WHERE list = ? AND id = ?", [&](Stmt* s) {
-      s->BindText(1, list);
-      s->BindInt(2, id);
+    return Write(Status::Error("delete list entry failed"), [&](Conn& c) {
+      return ExecOn(c, "DELETE FROM list_entries WHERE list = ? AND id = ?", [&](Stmt* s) {
+        s->BindText(1, list);
+        s->BindInt(2, id);
+      });
     });
   }
 
   // --- audit ---
   Status AddAudit(const AuditEntry& a) override {
-    return Exec(
-        "INSERT INTO audit_log (ts_ms, user_id, username, action, target, client_ip, "
-        "details_json) VALUES (?,?,?,?,?,?,?)",
-        [&](Stmt* s) {
-          s->BindInt(1, a.ts_ms);
-          s->BindInt(2, a.user_id);
-          s->BindText(3, a.username);
-          s->BindText(4, a.action);
-          s->BindText(5, a.target);
-          s->BindText(6, a.client_ip);
-          s->BindText(7, a.details_json);
-        });
+    return Write(Status::Error("audit insert failed"), [&](Conn& c) {
+      return ExecOn(c,
+                    "INSERT INTO audit_log (ts_ms, user_id, username, action, target, client_ip, "
+                    "details_json) VALUES (?,?,?,?,?,?,?)",
+                    [&](Stmt* s) {
+                      s->BindInt(1, a.ts_ms);
+                      s->BindInt(2, a.user_id);
+                      s->BindText(3, a.username);
+                      s->BindText(4, a.action);
+                      s->BindText(5, a.target);
+                      s->BindText(6, a.client_ip);
+                      s->BindText(7, a.details_json);
+                    });
+    });
   }
   std::vector<AuditEntry> ListAudit(int limit, int64_t before_id) override {
-    limit = std::clamp(limit, 1, 1000);
-    return QueryAll<AuditEntry>(
-        "SELECT id, ts_ms, user_id, username, action, target, client_ip, details_json FROM "
-        "audit_log WHERE id < ? ORDER BY id DESC LIMIT " +
-            std::to_string(limit),
-        [&](Stmt* s) { s->BindInt(1, before_id > 0 ? before_id : INT64_MAX); },
-        [](Stmt* s) {
-          AuditEntry a;
-          a.id = s->Int(0);
-          a.ts_ms = s->Int(1);
-          a.user_id = s->Int(2);
-          a.username = s->Text(3);
-          a.action = s->Text(4);
-          a.target = s->Text(5);
-          a.client_ip = s->Text(6);
-          a.details_json = s->Text(7);
-          return a;
-        });
+    limit = limit <= 0 ? kDefaultLimit : std::min(limit, kMaxLimit);
+    return OnPool(std::vector<AuditEntry>(), [&](Conn& c) {
+      return AllOn<AuditEntry>(
+          c, Cat({"SELECT ", kAuditCols, " FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?"}),
+          [&](Stmt* s) {
+            s->BindInt(1, before_id > 0 ? before_id : INT64_MAX);
+            s->BindInt(2, limit);
+          },
+          ReadAudit);
+    });
   }
 
   // --- settings ---
   std::optional<std::string> GetSetting(const std::string& key) override {
-    return QueryOne<std::string>(
-        "SELECT value FROM settings WHERE `key` = ?", [&](Stmt* s) { s->BindText(1, key); },
-        [](Stmt* s) { return s->Text(0); });
+    return OnPool(std::optional<std::string>(), [&](Conn& c) {
+      return OneOn<std::string>(
+          c, "SELECT value FROM settings WHERE `key` = ?", [&](Stmt* s) { s->BindText(1, key); },
+          [](Stmt* s) { return s->Text(0); });
+    });
   }
   Status PutSetting(const std::string& key, const std::string& value) override {
-    return Exec(dialect_ == Dialect::kSqlite
-                    ? "INSERT INTO settings (`key`, value) VALUES (?, ?) ON CONFLICT(`key`) DO "
-                      "UPDATE SET value = excluded.value"
-                    : "INSERT INTO settings (`key`, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE "
-                      "value = VALUES(value)",
-                [&](Stmt* s) {
-                  s->BindText(1, key);
-                  s->BindText(2, value);
-                });
+    return Write(Status::Error("put setting failed"), [&](Conn& c) {
+      return ExecOn(c,
+                    mysql() ? "INSERT INTO settings (`key`, value) VALUES (?, ?) "
+                              "ON DUPLICATE KEY UPDATE value = VALUES(value)"
+                            : "INSERT INTO settings (`key`, value) VALUES (?, ?) "
+                              "ON CONFLICT(`key`) DO UPDATE SET value = excluded.value",
+                    [&](Stmt* s) {
+                      s->BindText(1, key);
+                      s->BindText(2, value);
+                    });
+    });
+  }
+
+  std::vector<int> AppliedMigrations() {
+    return OnPool(std::vector<int>(), [&](Conn& c) {
+      return AllOn<int>(c, "SELECT version FROM schema_migrations ORDER BY version", kNoBind,
+                        [](Stmt* s) { return static_cast<int>(s->Int(0)); });
+    });
   }
 
  private:
-  using Binder = std::function<void(Stmt*)>;
+  bool mysql() const { return dialect_ == Dialect::kMysql; }
 
-  // --- pool ---
-  std::unique_ptr<Conn> Acquire(Status* st) {
-    std::unique_lock lock(mu_);
-    for (;;) {
-      if (!idle_.empty()) {
-        auto c = std::move(idle_.back());
-        idle_.pop_back();
-        return c;
-      }
-      if (created_ < pool_size_) {
-        ++created_;
-        lock.unlock();
-        auto c = factory_(st);
-        if (!c) {
-          lock.lock();
-          --created_;
-          cv_.notify_one();
-          if (st->ok)
-            *st = Status::Unavailable("cannot open a database connection");
-          else if (!st->unavailable)
-            *st = Status::Unavailable(st->message);
-        }
-        return c;
-      }
-      cv_.wait(lock);
-    }
-  }
-  void Release(std::unique_ptr<Conn> c) {
-    std::lock_guard lock(mu_);
-    if (c->Broken()) {
-      --created_;
-    } else {
-      idle_.push_back(std::move(c));
-    }
-    cv_.notify_one();
-  }
-  // Runs `fn` with a pooled connection; retries once on a fresh connection when the first one
-  // turned out to be broken (server restarted, idle timeout).
-  template <class F>
-  auto With(F fn) -> decltype(fn(std::declval<Conn&>())) {
+  // Runs `fn` on a pooled connection (reads; on MySQL writes too). A connection found broken is
+  // replaced and `fn` runs once more; exceptions end here.
+  template <class R, class F>
+  R OnPool(R fallback, F&& fn) {
     for (int attempt = 0;; ++attempt) {
       Status st;
-      auto c = Acquire(&st);
-      if (!c) {
-        if constexpr (std::is_same_v<decltype(fn(*c)), Status>) {
-          return st;
+      std::unique_ptr<Conn> c = pool_.Acquire(&st);
+      if (!c) return Fail(fallback, st);
+      c->TrimCache(kMaxCachedStatements);
+      std::optional<R> r;
+      try {
+        r.emplace(fn(*c));
+      } catch (const std::exception& e) {
+        pool_.Discard(std::move(c));
+        return Fail(fallback, Status::Error(std::string("store: ") + e.what()));
+      } catch (...) {
+        pool_.Discard(std::move(c));
+        return Fail(fallback, Status::Error("store: unknown exception"));
+      }
+      const bool broken = c->Broken();
+      pool_.Release(std::move(c));
+      if (!broken || attempt > 0) return std::move(*r);
+      pool_.DropIdle();
+    }
+  }
+
+  // The same on the exclusive connection.
+  template <class R, class F>
+  R OnExclusive(R fallback, F&& fn) {
+    std::lock_guard lock(ex_mu_);
+    for (int attempt = 0;; ++attempt) {
+      Status st;
+      if (!ex_) ex_ = exclusive_factory_(&st);
+      if (!ex_) return Fail(fallback, st.ok ? Status::Unavailable("no connection") : st);
+      ex_->TrimCache(kMaxCachedStatements);
+      std::optional<R> r;
+      try {
+        r.emplace(fn(*ex_));
+      } catch (const std::exception& e) {
+        ex_.reset();
+        return Fail(fallback, Status::Error(std::string("store: ") + e.what()));
+      } catch (...) {
+        ex_.reset();
+        return Fail(fallback, Status::Error("store: unknown exception"));
+      }
+      if (!ex_->Broken()) return std::move(*r);
+      ex_.reset();
+      if (attempt > 0) return std::move(*r);
+    }
+  }
+
+  template <class R, class F>
+  R Write(R fallback, F&& fn) {
+    if (mysql()) return OnPool(std::move(fallback), std::forward<F>(fn));
+    return OnExclusive(std::move(fallback), std::forward<F>(fn));
+  }
+
+  template <class B = decltype(kNoBind)>
+  int64_t Count(const char* q, const B& bind = kNoBind) {
+    return OnPool(std::optional<int64_t>(),
+                  [&](Conn& c) {
+                    return OneOn<int64_t>(c, q, bind, [](Stmt* s) { return s->Int(0); });
+                  })
+        .value_or(0);
+  }
+
+  // SQLite: one statement per row in one transaction; ON CONFLICT tells duplicates apart through
+  // the changes count. Ids are assigned here rather than by AUTOINCREMENT, which costs a
+  // sqlite_sequence update per row: the high-water mark in `sequences` keeps them from being
+  // reused after the newest events are deleted.
+  Status InsertSqlite(Conn& c, std::vector<Event>& events, std::vector<InsertOutcome>& outcomes) {
+    return Tx(c, [&]() -> Status {
+      Status st;
+      Stmt* s = c.Prepare(
+          "SELECT MAX(COALESCE((SELECT MAX(id) FROM events), 0), "
+          "COALESCE((SELECT value FROM sequences WHERE name = 'events'), 0))",
+          &st);
+      if (!s) return st;
+      int64_t next = s->Next() ? s->Int(0) + 1 : 0;
+      st = s->status();
+      s->Reset();
+      if (!st.ok) return st;
+      Stmt* ins =
+          c.Prepare(Cat({"INSERT INTO events (id, ", kEventInsertCols, ") VALUES (?,",
+                         Placeholders(kEventParams),
+                         ") ON CONFLICT(agent_id, seq) WHERE agent_id IS NOT NULL DO NOTHING"}),
+                    &st);
+      if (!ins) return st;
+      const double now = NowF();
+      int64_t last = 0;
+      for (size_t i = 0; i < events.size(); ++i) {
+        Event& e = events[i];
+        headers_buf_.clear();
+        store_internal::AppendHeadersJson(e.headers, headers_buf_);
+        ins->BindInt(1, next);
+        BindEvent(ins, 2, e, headers_buf_, now);
+        int64_t changes = 0;
+        st = ins->Exec(&changes);
+        if (!st.ok) return st;
+        if (changes == 1) {
+          e.id = last = next++;
         } else {
-          return {};
+          e.id = 0;
+          outcomes[i] = InsertOutcome::kDuplicate;
         }
       }
-      auto result = fn(*c);
-      bool broken = c->Broken();
-      Release(std::move(c));
-      if (!broken || attempt > 0) return result;
-    }
-  }
-
-  Status Transaction(const std::function<Status(Conn&)>& fn) {
-    return With([&](Conn& c) -> Status {
-      Status st = c.Begin();
-      if (!st.ok) return st;
-      st = fn(c);
-      if (st.ok) st = c.Commit();
-      if (!st.ok) c.Rollback();
-      return st;
+      if (last == 0) return Status::Ok();
+      return ExecOn(c,
+                    "INSERT INTO sequences (name, value) VALUES ('events', ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    [&](Stmt* u) { u->BindInt(1, last); });
     });
   }
 
-  Status ExecOn(Conn& c, const std::string& sql, const Binder& bind, int64_t* changes = nullptr) {
-    Status st;
-    Stmt* s = c.Prepare(sql, &st);
-    if (!s) return st;
-    bind(s);
-    return s->Exec(changes);
-  }
-  Status Exec(const std::string& sql, const Binder& bind) {
-    return With([&](Conn& c) { return ExecOn(c, sql, bind); });
-  }
-  Status Insert(Conn& c, const std::string& sql, const Binder& bind, int64_t* id) {
-    Status st = ExecOn(c, sql, bind);
-    if (st.ok) *id = c.LastInsertId();
-    return st;
-  }
-  template <class T, class Read>
-  std::vector<T> QueryAll(const std::string& sql, const Binder& bind, Read read) {
-    return With([&](Conn& c) {
-      std::vector<T> out;
-      Status st;
-      Stmt* s = c.Prepare(sql, &st);
-      if (!s) return out;
-      bind(s);
-      while (s->Next()) out.push_back(read(s));
-      s->Reset();
-      return out;
-    });
-  }
-  template <class T, class Read>
-  std::optional<T> QueryOne(const std::string& sql, const Binder& bind, Read read) {
-    return With([&](Conn& c) -> std::optional<T> {
-      Status st;
-      Stmt* s = c.Prepare(sql, &st);
-      if (!s) return std::nullopt;
-      bind(s);
-      std::optional<T> out;
-      if (s->Next()) out = read(s);
-      s->Reset();
-      return out;
-    });
-  }
-  int64_t Count(
-      const std::string& sql, const Binder& bind = [](Stmt*) {}) {
-    return QueryOne<int64_t>(sql, bind, [](Stmt* s) { return s->Int(0); }).value_or(0);
-  }
-
-  void BindApi(Stmt* s, const Api& a, bool creating) {
-    s->BindText(1, a.name);
-    s->BindText(2, a.base_url);
-    s->BindInt(3, a.owner_id);
-    s->BindText(4, a.settings_json);
-    s->BindText(5, a.ingest_key_hash);
-    s->BindText(6, a.ingest_key_prefix);
-    s->BindText(7, a.upstream_secret_enc);
-    s->BindText(8, a.match_host);
-    s->BindInt(9, a.match_port);
-    s->BindText(10, a.match_base_path);
-    if (creating) {
-      s->BindInt(11, a.created_at);
-      s->BindInt(12, a.updated_at);
-    } else {
-      s->BindInt(11, a.updated_at);
-      s->BindInt(12, a.id);
-    }
-  }
-  void BindDetector(Stmt* s, const DetectorConfig& d) {
-    s->BindText(1, d.id);
-    s->BindText(2, d.name);
-    s->BindText(3, d.stage);
-    s->BindInt(4, d.enabled);
-    s->BindText(5, d.severity);
-    s->BindText(6, d.config_json);
-    s->BindInt(7, d.updated_at);
-    s->BindInt(8, d.updated_by);
-  }
-
-  std::string Where(const LogFilter& f, std::vector<std::function<void(Stmt*, int&)>>& binds) {
-    std::vector<std::string> conds;
-    if (f.restrict_to_apis && !f.api_ids.empty()) {
-      std::string in = "api_id IN (";
-      for (size_t i = 0; i < f.api_ids.size(); ++i) in += i ? ",?" : "?";
-      conds.push_back(in + ")");
-      auto ids = f.api_ids;
-      binds.push_back([ids](Stmt* s, int& i) {
-        for (auto id : ids) s->BindInt(i++, id);
-      });
-    }
-    auto text = [&](const std::string& col, const std::string& v) {
-      if (v.empty()) return;
-      conds.push_back(col + " = ?");
-      binds.push_back([v](Stmt* s, int& i) { s->BindText(i++, v); });
-    };
-    text("client_ip", f.client_ip);
-    text("method", f.method);
-    if (!f.endpoint.empty()) {
-      if (f.endpoint.back() == '*') {
-        // Prefix match without LIKE wildcards: substr comparison works the same on both backends.
-        std::string prefix = f.endpoint.substr(0, f.endpoint.size() - 1);
-        conds.push_back("substr(endpoint, 1, ?) = ?");
-        binds.push_back([prefix](Stmt* s, int& i) {
-          s->BindInt(i++, static_cast<int64_t>(prefix.size()));
-          s->BindText(i++, prefix);
-        });
-      } else {
-        text("endpoint", f.endpoint);
-      }
-    }
-    auto num = [&](const char* cond, double v, bool is_int) {
-      conds.push_back(cond);
-      binds.push_back([v, is_int](Stmt* s, int& i) {
-        if (is_int)
-          s->BindInt(i++, static_cast<int64_t>(v));
-        else
-          s->BindDouble(i++, v);
-      });
-    };
-    if (f.status_min) num("status_code >= ?", f.status_min, true);
-    if (f.status_max) num("status_code <= ?", f.status_max, true);
-    if (f.from_ts > 0) num("timestamp >= ?", f.from_ts, false);
-    if (f.to_ts > 0) num("timestamp < ?", f.to_ts, false);
-    std::string where;
-    for (size_t i = 0; i < conds.size(); ++i) where += (i ? " AND " : " WHERE ") + conds[i];
-    return where;
-  }
-
-  Status InsertSqlite(Conn& c, std::vector<Event>& events, std::vector<InsertOutcome>& outcomes) {
-    Status st;
-    Stmt* s = c.Prepare(std::string("INSERT INTO events (") + kEventColumns + ") VALUES (" +
-                            Placeholders(kEventParams) + ") ON CONFLICT DO NOTHING",
-                        &st);
-    if (!s) return st;
-    const double now = NowSecondsF();
-    for (size_t i = 0; i < events.size(); ++i) {
-      BindEvent(s, 1, events[i], now);
-      int64_t changes = 0;
-      st = s->Exec(&changes);
-      if (!st.ok) return st;
-      if (changes == 0) {
-        outcomes[i] = InsertOutcome::kDuplicate;
-        events[i].id = 0;
-      } else {
-        events[i].id = c.LastInsertId();
-      }
-    }
-    return Status::Ok();
-  }
-
-  // MySQL: find duplicates first (already stored, or repeated inside the batch), then insert the
-  // rest with multi-row statements; ids of one multi-row INSERT are consecutive
-  // (innodb_autoinc_lock_mode 1 or 2 with a single writer per statement).
+  // MySQL: duplicates are found first (repeated inside the batch, or already stored), then the
+  // rest goes in with multi-row INSERTs; the ids of one statement are consecutive steps of
+  // @@auto_increment_increment from LAST_INSERT_ID() (InnoDB reserves them at once for an INSERT
+  // with a known row count).
   Status InsertMysql(Conn& c, std::vector<Event>& events, std::vector<InsertOutcome>& outcomes) {
-    std::map<std::string, std::vector<size_t>> by_agent;
+    std::fill(outcomes.begin(), outcomes.end(), InsertOutcome::kInserted);
+    std::unordered_map<std::string_view, std::vector<size_t>> by_agent;
     for (size_t i = 0; i < events.size(); ++i) {
       if (!events[i].agent_id.empty() && events[i].seq) by_agent[events[i].agent_id].push_back(i);
     }
-    for (auto& [agent, idx] : by_agent) {
-      std::set<int64_t> seen;
-      std::set<int64_t> stored;
-      constexpr size_t kChunk = 500;
-      for (size_t off = 0; off < idx.size(); off += kChunk) {
-        size_t n = std::min(kChunk, idx.size() - off);
-        Status st;
-        Stmt* s = c.Prepare("SELECT seq FROM events WHERE agent_id = ? AND seq IN (" +
-                                Placeholders(static_cast<int>(n)) + ")",
-                            &st);
-        if (!s) return st;
-        s->BindText(1, agent);
-        for (size_t k = 0; k < n; ++k)
-          s->BindInt(static_cast<int>(k + 2), *events[idx[off + k]].seq);
-        while (s->Next()) stored.insert(s->Int(0));
-        st = s->status();
-        s->Reset();
-        if (!st.ok) return st;
-      }
-      for (size_t i : idx) {
-        int64_t seq = *events[i].seq;
-        if (stored.count(seq) || !seen.insert(seq).second) outcomes[i] = InsertOutcome::kDuplicate;
-      }
-    }
-    std::vector<size_t> fresh;
-    for (size_t i = 0; i < events.size(); ++i) {
-      if (outcomes[i] == InsertOutcome::kInserted)
-        fresh.push_back(i);
-      else
-        events[i].id = 0;
-    }
-    constexpr size_t kRows = 200;
-    const double now = NowSecondsF();
-    for (size_t off = 0; off < fresh.size(); off += kRows) {
-      size_t n = std::min(kRows, fresh.size() - off);
-      std::string sql = std::string("INSERT INTO events (") + kEventColumns + ") VALUES ";
-      std::string row = "(" + Placeholders(kEventParams) + ")";
-      for (size_t k = 0; k < n; ++k) sql += (k ? "," : "") + row;
+    return Tx(c, [&]() -> Status {
       Status st;
-      Stmt* s = c.Prepare(sql, &st);
-      if (!s) return st;
-      for (size_t k = 0; k < n; ++k)
-        BindEvent(s, static_cast<int>(k * kEventParams + 1), events[fresh[off + k]], now);
-      st = s->Exec();
-      if (!st.ok) return st;
-      int64_t first = c.LastInsertId();
-      for (size_t k = 0; k < n; ++k) events[fresh[off + k]].id = first + static_cast<int64_t>(k);
-    }
-    return Status::Ok();
-  }
-
-  static std::string Placeholders(int n) {
-    std::string p;
-    for (int i = 0; i < n; ++i) p += i ? ",?" : "?";
-    return p;
-  }
-
-  Status Migrate(Conn& c, const Migration* m, size_t count, std::string* error) {
-    Status st;
-    Stmt* s = c.Prepare(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name "
-        "VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL)",
-        &st);
-    if (!s || !(st = s->Exec()).ok) {
-      *error = "schema_migrations: " + st.message;
-      return st;
-    }
-    std::set<int64_t> applied;
-    s = c.Prepare("SELECT version FROM schema_migrations", &st);
-    if (!s) {
-      *error = st.message;
-      return st;
-    }
-    while (s->Next()) applied.insert(s->Int(0));
-    s->Reset();
-    for (size_t i = 0; i < count; ++i) {
-      if (applied.count(m[i].version)) continue;
-      // SQLite runs DDL inside the transaction; MySQL commits DDL implicitly, so a failed MySQL
-      // migration may be partial and the error says which file to look at.
-      st = c.Begin();
-      std::string text = m[i].sql;
-      size_t pos = 0;
-      while (st.ok && pos < text.size()) {
-        size_t end = text.find(";\n", pos);
-        if (end == std::string::npos) end = text.size();
-        std::string stmt = text.substr(pos, end - pos);
-        pos = end + 2;
-        // Strip comment lines.
-        std::string clean;
-        size_t lp = 0;
-        while (lp < stmt.size()) {
-          size_t nl = stmt.find('\n', lp);
-          if (nl == std::string::npos) nl = stmt.size();
-          std::string line = stmt.substr(lp, nl - lp);
-          size_t first = line.find_first_not_of(" \t");
-          if (first != std::string::npos && line.compare(first, 2, "--") != 0) {
-            clean += line + "\n";
+      std::unordered_set<int64_t> stored;
+      std::vector<size_t> candidates;
+      for (auto& [agent, idx] : by_agent) {
+        std::stable_sort(idx.begin(), idx.end(),
+                         [&](size_t a, size_t b) { return *events[a].seq < *events[b].seq; });
+        candidates.clear();
+        for (size_t k = 0; k < idx.size(); ++k) {
+          if (k > 0 && *events[idx[k]].seq == *events[idx[k - 1]].seq) {
+            outcomes[idx[k]] = InsertOutcome::kDuplicate;
+          } else {
+            candidates.push_back(idx[k]);
           }
-          lp = nl + 1;
         }
-        if (clean.find_first_not_of(" \t\r\n;") == std::string::npos) continue;
-        Stmt* ms = c.Prepare(clean, &st);
-        if (ms) st = ms->Exec();
+        stored.clear();
+        for (size_t off = 0; off < candidates.size(); off += kMysqlLookupChunk) {
+          const size_t n = std::min(kMysqlLookupChunk, candidates.size() - off);
+          const size_t shape = Bucket(n);
+          Stmt* s = c.Prepare(
+              "SELECT seq FROM events WHERE agent_id = ? AND seq IN (" + Placeholders(shape) + ")",
+              &st);
+          if (!s) return st;
+          s->BindText(1, agent);
+          for (size_t k = 0; k < shape; ++k) {
+            s->BindInt(static_cast<int>(k + 2), *events[candidates[off + std::min(k, n - 1)]].seq);
+          }
+          while (s->Next()) stored.insert(s->Int(0));
+          st = s->status();
+          s->Reset();
+          if (!st.ok) return st;
+        }
+        for (size_t i : candidates) {
+          if (stored.count(*events[i].seq)) outcomes[i] = InsertOutcome::kDuplicate;
+        }
       }
-      if (st.ok) {
-        st = ExecOn(c, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?,?,?)",
-                    [&](Stmt* x) {
-                      x->BindInt(1, m[i].version);
-                      x->BindText(2, m[i].name);
-                      x->BindInt(3, static_cast<int64_t>(NowSecondsF()));
-                    });
+      fresh_.clear();
+      for (size_t i = 0; i < events.size(); ++i) {
+        if (outcomes[i] == InsertOutcome::kInserted) {
+          fresh_.push_back(i);
+        } else {
+          events[i].id = 0;
+        }
       }
-      if (st.ok) st = c.Commit();
-      if (!st.ok) {
-        c.Rollback();
-        *error = std::string("migration ") + m[i].name + " failed: " + st.message;
-        return st;
+      const double now = NowF();
+      const int64_t step = sql::AutoIncrementStep(c);
+      for (size_t off = 0; off < fresh_.size();) {
+        size_t left = fresh_.size() - off;
+        size_t n = left >= kMysqlInsertRows ? kMysqlInsertRows : std::bit_floor(left);
+        Stmt* s = c.Prepare(MysqlInsertSql(n), &st);
+        if (!s) return st;
+        for (size_t k = 0; k < n; ++k) {
+          const Event& e = events[fresh_[off + k]];
+          headers_buf_.clear();
+          store_internal::AppendHeadersJson(e.headers, headers_buf_);
+          // BindTextRef copies on MySQL, so the buffer can be reused for the next row.
+          BindEvent(s, static_cast<int>(k * kEventParams + 1), e, headers_buf_, now);
+        }
+        st = s->Exec();
+        if (!st.ok) return st;
+        const int64_t first = c.LastInsertId();
+        if (first <= 0) return Status::Error("LAST_INSERT_ID() unavailable after insert");
+        for (size_t k = 0; k < n; ++k) {
+          events[fresh_[off + k]].id = first + static_cast<int64_t>(k) * step;
+        }
+        off += n;
       }
-    }
-    return Status::Ok();
+      return Status::Ok();
+    });
   }
 
-  Dialect dialect_;
-  Factory factory_;
-  int pool_size_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::unique_ptr<Conn>> idle_;
-  int created_ = 0;
+  const std::string& MysqlInsertSql(size_t rows) {
+    std::string& q = insert_sql_[rows];
+    if (q.empty()) {
+      q = Cat({"INSERT INTO events (", kEventInsertCols, ") VALUES "});
+      const std::string row = "(" + Placeholders(kEventParams) + ")";
+      for (size_t k = 0; k < rows; ++k) {
+        if (k) q += ',';
+        q += row;
+      }
+    }
+    return q;
+  }
+
+  // SQLite: one statement, stepped row by row on a reader (a WAL snapshot: writers go on).
+  Status ScanStreaming(const Where& w, const std::function<bool(const Event&)>& fn) {
+    const std::string q = Cat(
+        {"SELECT ", kEventSelectCols, " FROM events", w.sql, " ORDER BY timestamp ASC, id ASC"});
+    return OnPool(Status::Error("scan failed"), [&](Conn& c) -> Status {
+      Status st;
+      Stmt* s = c.Prepare(q, &st);
+      if (!s) return st;
+      w.Bind(s);
+      bool more = true;
+      try {
+        while (more && s->Next()) more = fn(ReadEvent(s));
+      } catch (...) {
+        s->Reset();
+        throw;
+      }
+      st = s->status();
+      s->Reset();
+      return st;
+    });
+  }
+
+  // MySQL: keyset pages, each fetched on a pooled connection that is released before the
+  // callback runs, so a slow consumer holds neither a connection nor a server-side result.
+  Status ScanPaged(const Where& base, const std::function<bool(const Event&)>& fn) {
+    std::optional<std::pair<double, int64_t>> after;
+    std::vector<Event> page;
+    for (;;) {
+      Where w = base;
+      if (after) {
+        w.Add("timestamp >= ? AND (timestamp > ? OR id > ?)");
+        w.Double(after->first);
+        w.Double(after->first);
+        w.Int(after->second);
+      }
+      w.Int(kMysqlScanPage);
+      const std::string q = Cat({"SELECT ", kEventSelectCols, " FROM events", w.sql,
+                                 " ORDER BY timestamp ASC, id ASC LIMIT ?"});
+      page.clear();
+      Status st = OnPool(Status::Error("scan failed"), [&](Conn& c) -> Status {
+        page.clear();
+        Status s0;
+        Stmt* s = c.Prepare(q, &s0);
+        if (!s) return s0;
+        w.Bind(s);
+        while (s->Next()) page.push_back(ReadEvent(s));
+        s0 = s->status();
+        s->Reset();
+        return s0;
+      });
+      if (!st.ok) return st;
+      try {
+        for (const Event& e : page) {
+          if (!fn(e)) return Status::Ok();
+        }
+      } catch (const std::exception& e) {
+        return Status::Error(std::string("scan callback: ") + e.what());
+      } catch (...) {
+        return Status::Error("scan callback: unknown exception");
+      }
+      if (page.size() < static_cast<size_t>(kMysqlScanPage)) return Status::Ok();
+      after.emplace(page.back().timestamp, page.back().id);
+    }
+  }
+
+  void CheckpointLoop() {
+    std::unique_lock lock(ckpt_mu_);
+    for (;;) {
+      ckpt_cv_.wait(lock, [&] { return ckpt_stop_ || ckpt_wanted_; });
+      if (ckpt_stop_) return;
+      ckpt_wanted_ = false;
+      lock.unlock();
+      sql::CheckpointPassive(*ckpt_conn_);
+      lock.lock();
+    }
+  }
+
+  const Dialect dialect_;
+  Pool pool_;
+  Factory exclusive_factory_;
+  std::mutex ex_mu_;
+  std::unique_ptr<Conn> ex_;                            // guarded by ex_mu_
+  std::string headers_buf_;                             // guarded by ex_mu_
+  std::vector<size_t> fresh_;                           // guarded by ex_mu_
+  std::unordered_map<size_t, std::string> insert_sql_;  // guarded by ex_mu_
+
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  bool ckpt_stop_ = false;
+  bool ckpt_wanted_ = false;
+  std::unique_ptr<Conn> ckpt_conn_;
+  std::thread ckpt_thread_;
 };
 
 }  // namespace
 
+namespace store_internal {
+
+std::unique_ptr<Store> OpenSqliteStoreWith(const SqliteOptions& o, std::span<const Migration> m,
+                                           std::string* error) {
+  try {
+    if (o.path.empty()) {
+      *error = "SQLite database path is empty";
+      return nullptr;
+    }
+    auto make = [o](int cache_kib) -> Factory {
+      return [o, cache_kib](Status* st) {
+        return sql::OpenSqliteConn({o.path, o.fsync_full, cache_kib}, st);
+      };
+    };
+    auto store = std::make_unique<SqlStore>(Dialect::kSqlite, make(16 * 1024), make(64 * 1024),
+                                            std::max(2, o.pool_size));
+    if (!store->Init(m, make(2 * 1024), error).ok) {
+      if (error->rfind(o.path, 0) != 0) *error = o.path + ": " + *error;
+      return nullptr;
+    }
+    return store;
+  } catch (const std::exception& e) {
+    *error = o.path + ": " + e.what();
+    return nullptr;
+  }
+}
+
+std::unique_ptr<Store> OpenMysqlStoreWith(const MysqlOptions& o, std::span<const Migration> m,
+                                          std::string* error) {
+  const std::string where = o.host + ":" + std::to_string(o.port) + "/" + o.database;
+  try {
+    sql::MysqlTarget t{o.host, o.port, o.user, o.password, o.database};
+    Factory f = [t](Status* st) { return sql::OpenMysqlConn(t, st); };
+    auto store = std::make_unique<SqlStore>(Dialect::kMysql, f, f, std::max(1, o.pool_size));
+    if (!store->Init(m, nullptr, error).ok) {
+      if (error->find(o.host + ":" + std::to_string(o.port)) == std::string::npos) {
+        *error = where + ": " + *error;
+      }
+      return nullptr;
+    }
+    return store;
+  } catch (const std::exception& e) {
+    *error = where + ": " + e.what();
+    return nullptr;
+  }
+}
+
+std::vector<int> AppliedMigrations(Store& s) {
+  auto* sql_store = dynamic_cast<SqlStore*>(&s);
+  return sql_store ? sql_store->AppliedMigrations() : std::vector<int>();
+}
+
+}  // namespace store_internal
+
 std::unique_ptr<Store> OpenSqliteStore(const SqliteOptions& o, std::string* error) {
-  std::string path = o.path;
-  bool fsync = o.fsync_full;
-  auto store = std::make_unique<SqlStore>(
-      Dialect::kSqlite, [path, fsync](Status* st) { return sql::OpenSqliteConn(path, fsync, st); },
-      std::max(1, o.pool_size));
-  if (!store->Init(kSqliteMigrations, kSqliteMigrationCount, error).ok) return nullptr;
-  return store;
+  return store_internal::OpenSqliteStoreWith(
+      o, store_internal::EmbeddedMigrations(Dialect::kSqlite), error);
 }
 
 std::unique_ptr<Store> OpenMysqlStore(const MysqlOptions& o, std::string* error) {
-  sql::MysqlTarget t{o.host, o.port, o.user, o.password, o.database};
-  auto store = std::make_unique<SqlStore>(
-      Dialect::kMysql, [t](Status* st) { return sql::OpenMysqlConn(t, st); },
-      std::max(1, o.pool_size));
-  if (!store->Init(kMysqlMigrations, kMysqlMigrationCount, error).ok) return nullptr;
-  return store;
+  return store_internal::OpenMysqlStoreWith(o, store_internal::EmbeddedMigrations(Dialect::kMysql),
+                                            error);
 }
 
 }  // namespace boing

@@ -1,4 +1,6 @@
 -- Boing schema, SQLite. Mirrors sql/mysql/0001_init.sql.
+-- schema_migrations (version, name, applied_at) is created by the migration runner itself.
+
 CREATE TABLE users (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   username TEXT NOT NULL UNIQUE,
@@ -10,10 +12,13 @@ CREATE TABLE users (
   locked_until INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL
 );
+
 CREATE TABLE revoked_tokens (
   jti TEXT PRIMARY KEY,
   expires_at INTEGER NOT NULL
 );
+CREATE INDEX revoked_tokens_expires ON revoked_tokens(expires_at);
+
 CREATE TABLE apis (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   name TEXT NOT NULL,
@@ -30,15 +35,17 @@ CREATE TABLE apis (
   updated_at INTEGER NOT NULL
 );
 CREATE INDEX apis_owner ON apis(owner_id);
+
 CREATE TABLE enrollment_tokens (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   token_hash TEXT NOT NULL UNIQUE,
   name TEXT NOT NULL DEFAULT '',
-  created_by INTEGER NOT NULL,
+  created_by INTEGER NOT NULL DEFAULT 0,
   expires_at INTEGER NOT NULL,
   used_at INTEGER NOT NULL DEFAULT 0,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL DEFAULT 0
 );
+
 CREATE TABLE agents (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   agent_id TEXT NOT NULL UNIQUE,
@@ -51,8 +58,14 @@ CREATE TABLE agents (
   counters_json TEXT NOT NULL DEFAULT '{}',
   rates_json TEXT NOT NULL DEFAULT '[]'
 );
+
+-- No AUTOINCREMENT (it costs a write per inserted row): InsertEvents assigns ids and keeps the
+-- high-water mark in `sequences`, so ids are never reused. No foreign key to apis either: api_id
+-- 0 is an event no API matched; DeleteApi removes an API's events itself.
+-- agent_id and seq are NULL for application events: they never collide in events_agent_seq, and
+-- the partial index spares them an index insert.
 CREATE TABLE events (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,
   api_id INTEGER NOT NULL,
   timestamp REAL NOT NULL,
   method TEXT NOT NULL,
@@ -86,17 +99,24 @@ CREATE TABLE events (
 CREATE INDEX events_api_ts ON events(api_id, timestamp, id);
 CREATE INDEX events_ts ON events(timestamp, id);
 CREATE INDEX events_ip_ts ON events(client_ip, timestamp);
-CREATE UNIQUE INDEX events_agent_seq ON events(agent_id, seq);
+CREATE UNIQUE INDEX events_agent_seq ON events(agent_id, seq) WHERE agent_id IS NOT NULL;
+
+CREATE TABLE sequences (
+  name TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+
 CREATE TABLE detectors (
   id TEXT PRIMARY KEY,
   name TEXT NOT NULL,
   stage TEXT NOT NULL,
-  enabled INTEGER NOT NULL,
-  severity TEXT NOT NULL,
+  enabled INTEGER NOT NULL DEFAULT 1,
+  severity TEXT NOT NULL DEFAULT 'medium',
   config_json TEXT NOT NULL DEFAULT '{}',
   updated_at INTEGER NOT NULL DEFAULT 0,
   updated_by INTEGER NOT NULL DEFAULT 0
 );
+
 CREATE TABLE list_entries (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   list TEXT NOT NULL,
@@ -109,6 +129,7 @@ CREATE TABLE list_entries (
   expires_at INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX list_entries_list ON list_entries(list, id);
+
 CREATE TABLE audit_log (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   ts_ms INTEGER NOT NULL,
@@ -119,7 +140,8 @@ CREATE TABLE audit_log (
   client_ip TEXT NOT NULL DEFAULT '',
   details_json TEXT NOT NULL DEFAULT '{}'
 );
+
 CREATE TABLE settings (
-  key TEXT PRIMARY KEY,
+  `key` TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );

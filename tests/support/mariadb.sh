@@ -65,6 +65,9 @@ start() {
     return
   fi
   stop_server
+  local other
+  other=$(pgrep -f -- "--datadir=$DATA( |\$)" | head -n 1 || true)
+  [[ -z "$other" ]] || die "another mariadbd (pid $other) uses $DATA; stop it or use another DIR"
   local mariadbd install_db user_args=()
   mariadbd=$(find_bin mariadbd mysqld) || die "mariadbd not found (install mariadb-server)"
   install_db=$(find_bin mariadb-install-db mysql_install_db) || die "mariadb-install-db not found"
