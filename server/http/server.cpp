@@ -1,30 +1,53 @@
-// Listener, HTTP sessions and WebSocket sessions on Beast with Asio C++20 coroutines. Each
-// connection lives on its own strand; a registry of live sessions lets Stop() close idle
-// keep-alive connections while requests in flight finish (graceful drain).
-#include <zlib.h>
+// Listener, HTTP session and WebSocket session on Beast with Asio C++20 coroutines (the shape of
+// Beast's advanced server example, with coroutines instead of callbacks).
+//
+// Every connection is an HttpSession<Stream> for Stream = plain tcp_stream or ssl_stream over it;
+// one coroutine per connection runs the keep-alive loop, and a request for a WebSocket route hands
+// the stream over to a WsSession. With several I/O threads each connection lives on its own strand;
+// with one thread the io_context executor is used directly (no strand overhead).
+//
+// Hot path (small keep-alive requests): the flat_buffer, the Request and the response header
+// buffer are per-connection and reused; the parser is fresh per request (in place, no heap); a
+// body that arrived with the header is parsed without another read operation; the response
+// header is serialized by hand into one buffer and written with the body in one gather write; no
+// nested coroutine frames are allocated except the handler's own.
+//
+// Graceful drain: Server::Stop closes the acceptor and asks every registered session to drain on
+// its own executor. A session idle between requests is cancelled at once; a session with a request
+// in flight finishes it (with "Connection: close") and then closes; a WebSocket session sends a
+// close frame (1001 going away). Run returns when the last session unregisters, or when the drain
+// timeout fires (the io_context is then stopped and remaining sessions are destroyed with it).
+#include <openssl/ssl.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
-#include <chrono>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 
 #include "boing/http.h"
 #include "boing/log.h"
+#include "internal.h"
 
 namespace boing::http {
 namespace {
@@ -37,38 +60,25 @@ using tcp = boost::asio::ip::tcp;
 using boost::asio::awaitable;
 using boost::asio::redirect_error;
 using boost::asio::use_awaitable;
+using boost::system::error_code;
 using Clock = std::chrono::steady_clock;
+using Executor = boost::asio::any_io_executor;
+using internal::IEquals;
 
-// Inflates a gzip body, refusing output beyond `limit`. 0 = ok, 413 = too large, 400 = corrupt.
-int Gunzip(const std::string& in, size_t limit, std::string& out) {
-  z_stream z{};
-  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return 400;
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  out.clear();
-  char buf[16384];
-  int rc = Z_OK;
-  while (rc != Z_STREAM_END) {
-    z.next_out = reinterpret_cast<Bytef*>(buf);
-    z.avail_out = sizeof buf;
-    rc = inflate(&z, Z_NO_FLUSH);
-    if (rc != Z_OK && rc != Z_STREAM_END) {
-      inflateEnd(&z);
-      return 400;
-    }
-    out.append(buf, sizeof buf - z.avail_out);
-    if (out.size() > limit) {
-      inflateEnd(&z);
-      return 413;
-    }
-    if (rc == Z_OK && z.avail_in == 0 && z.avail_out != 0) {
-      inflateEnd(&z);
-      return 400;  // truncated stream
-    }
-  }
-  inflateEnd(&z);
-  return 0;
-}
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using BeastRequest = bhttp::request<bhttp::string_body>;
+
+// How long a closing connection keeps reading (and discarding) what the client still sends after
+// our final response, so that unread request bytes do not turn the close into a reset that could
+// destroy the response before the client read it (nginx's lingering close).
+constexpr auto kLingerTime = std::chrono::seconds(1);
+// A TLS close_notify exchange never holds a connection longer than this.
+constexpr auto kTlsShutdownTime = std::chrono::seconds(2);
+// Read buffers that grew beyond this (a large header or message) are shrunk while idle.
+constexpr size_t kMaxIdleBuffer = 64 * 1024;
+// Back-off after a failed accept (e.g. EMFILE) so the loop does not spin.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(50);
 
 bool OriginAllowed(const std::vector<std::string>& origins, std::string_view origin) {
   for (const auto& o : origins) {
@@ -77,399 +87,836 @@ bool OriginAllowed(const std::vector<std::string>& origins, std::string_view ori
   return false;
 }
 
-}  // namespace
+bool HeaderTextSafe(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
 
-struct Server::Impl {
+bool HeaderNameSafe(std::string_view s) {
+  return !s.empty() && HeaderTextSafe(s) && s.find_first_of(": \t") == std::string_view::npos;
+}
+
+void AppendUint(std::string& out, uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+std::string_view ReasonPhrase(int status) {
+  std::string_view r = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+  if (r.empty() || r.front() == '<') {  // "<unknown-status>"
+    if (status >= 500) return "Server Error";
+    if (status >= 400) return "Client Error";
+    return "Status";
+  }
+  return r;
+}
+
+// Errors after which the connection is simply closed: the peer went away, timed out, or we
+// cancelled it. Anything else from the HTTP parser is a malformed request (400).
+bool IsParseError(const error_code& ec) {
+  static const auto& http_category = bhttp::make_error_code(bhttp::error::bad_method).category();
+  return ec.category() == http_category && ec != bhttp::error::end_of_stream;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Shared server state.
+
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  // Runs on the session's executor (see GetExecutor).
+  virtual void Drain() = 0;
+  virtual Executor GetExecutor() const = 0;
+};
+
+struct ServerCore {
+  // Declared before `ioc`: sessions still reach these while the io_context destroys them.
   ServerOptions opts;
   std::shared_ptr<Router> router;
-  boost::asio::io_context ioc;
-  std::optional<ssl::context> tls;
-  tcp::acceptor acceptor{ioc};
-  uint16_t port = 0;
-  std::atomic<bool> draining{false};
   std::function<void(const AccessRecord&)> access_log;
-  boost::asio::steady_timer drain_timer{ioc};
-
-  // Live sessions: id -> closer (runs on the session's strand).
-  struct Live {
-    std::function<void()> close_if_idle;
-  };
+  std::optional<ssl::context> tls;
   std::mutex mu;
-  std::unordered_map<uint64_t, Live> sessions;
-  uint64_t next_id = 0;
+  std::unordered_map<uint64_t, std::weak_ptr<SessionBase>> sessions;  // guarded by mu
+  uint64_t next_id = 0;                                               // guarded by mu
+  bool destroying = false;                                            // guarded by mu
+  std::atomic<bool> draining{false};
 
-  Impl(ServerOptions o, std::shared_ptr<Router> r)
-      : opts(std::move(o)), router(std::move(r)), ioc(std::max(1, opts.threads)) {}
+  boost::asio::io_context ioc;
+  Executor acceptor_ex;
+  tcp::acceptor acceptor;
+  boost::asio::steady_timer drain_timer;
+  uint16_t port = 0;
 
-  uint64_t Register(std::function<void()> closer) {
+  ServerCore(ServerOptions o, std::shared_ptr<Router> r)
+      : opts(std::move(o)),
+        router(std::move(r)),
+        ioc(std::max(1, opts.threads)),
+        acceptor_ex(boost::asio::make_strand(ioc)),
+        acceptor(acceptor_ex),
+        drain_timer(acceptor_ex) {
+    if (!router) router = std::make_shared<Router>();
+  }
+
+  ~ServerCore() {
+    std::lock_guard lock(mu);
+    destroying = true;  // sessions destroyed with the io_context must not touch it
+  }
+
+  Executor NewConnectionExecutor() {
+    if (opts.threads > 1) return boost::asio::make_strand(ioc);
+    return ioc.get_executor();
+  }
+
+  uint64_t Register(std::weak_ptr<SessionBase> s) {
     std::lock_guard lock(mu);
     uint64_t id = ++next_id;
-    sessions[id] = {std::move(closer)};
+    sessions.emplace(id, std::move(s));
     return id;
   }
+
   void Unregister(uint64_t id) {
-    bool last = false;
+    std::lock_guard lock(mu);
+    if (destroying) return;
+    sessions.erase(id);
+    if (sessions.empty() && draining) ioc.stop();
+  }
+
+  // On acceptor_ex.
+  void BeginDrain() {
+    if (draining.exchange(true)) return;
+    error_code ec;
+    acceptor.close(ec);
+    std::vector<std::shared_ptr<SessionBase>> live;
     {
       std::lock_guard lock(mu);
-      sessions.erase(id);
-      last = sessions.empty();
-    }
-    if (last && draining) ioc.stop();
-  }
-
-  awaitable<void> Listen() {
-    for (;;) {
-      boost::system::error_code ec;
-      tcp::socket socket(boost::asio::make_strand(ioc));
-      co_await acceptor.async_accept(socket, redirect_error(use_awaitable, ec));
-      if (ec) {
-        if (draining || ec == boost::asio::error::operation_aborted) co_return;
-        log::Warn("accept failed", {{"error", ec.message()}});
-        continue;
+      if (sessions.empty()) {
+        ioc.stop();
+        return;
       }
-      socket.set_option(tcp::no_delay(true), ec);
-      auto ex = socket.get_executor();
-      if (tls) {
-        boost::asio::co_spawn(ex, TlsSession(std::move(socket)), boost::asio::detached);
-      } else {
-        boost::asio::co_spawn(ex, Session(beast::tcp_stream(std::move(socket)), false),
-                              boost::asio::detached);
+      live.reserve(sessions.size());
+      for (auto& [id, weak] : sessions) {
+        if (auto s = weak.lock()) live.push_back(std::move(s));
       }
     }
-  }
-
-  awaitable<void> TlsSession(tcp::socket socket) {
-    beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *tls);
-    beast::get_lowest_layer(stream).expires_after(opts.read_timeout);
-    boost::system::error_code ec;
-    co_await stream.async_handshake(ssl::stream_base::server, redirect_error(use_awaitable, ec));
-    if (ec) co_return;
-    co_await Session(std::move(stream), true);
-  }
-
-  template <class Stream>
-  awaitable<void> Session(Stream stream, bool is_tls) {
-    auto& lowest = beast::get_lowest_layer(stream);
-    std::string peer;
-    {
-      boost::system::error_code ec;
-      auto ep = lowest.socket().remote_endpoint(ec);
-      if (!ec) {
-        auto addr = ep.address();
-        if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
-          addr = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, addr.to_v6());
-        }
-        peer = addr.to_string();
-      }
+    for (auto& s : live) {
+      boost::asio::post(s->GetExecutor(), [s] { s->Drain(); });
     }
-    // `busy` is only touched on this session's strand.
-    auto busy = std::make_shared<bool>(false);
-    auto closed = std::make_shared<bool>(false);
-    auto ex = lowest.get_executor();
-    uint64_t id = Register([ex, busy, closed, &lowest] {
-      boost::asio::post(ex, [busy, closed, &lowest] {
-        if (!*busy && !*closed) lowest.cancel();
-      });
+    drain_timer.expires_after(opts.drain_timeout);
+    drain_timer.async_wait([this](const error_code& e) {
+      if (e) return;
+      size_t left;
+      {
+        std::lock_guard lock(mu);
+        left = sessions.size();
+      }
+      log::Warn("drain timeout: closing remaining connections", {{"connections", left}});
+      ioc.stop();
     });
-    beast::flat_buffer buffer;
-    size_t served = 0;
-    bool upgraded = false;
-    for (;;) {
-      if (draining) break;
-      bhttp::request_parser<bhttp::string_body> parser;
-      parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
-      parser.body_limit(opts.max_body_bytes);
-      lowest.expires_after(served == 0 ? opts.read_timeout : opts.idle_timeout);
-      boost::system::error_code ec;
-      co_await bhttp::async_read_header(stream, buffer, parser, redirect_error(use_awaitable, ec));
-      if (!ec) {
-        *busy = true;
-        lowest.expires_after(opts.read_timeout);
-        if (!parser.is_done()) {
-          co_await bhttp::async_read(stream, buffer, parser, redirect_error(use_awaitable, ec));
-        }
-      }
-      auto start = Clock::now();
-      if (ec) {
-        int status = 0;
-        std::string msg;
-        if (ec == bhttp::error::header_limit) {
-          status = 431;
-          msg = "request headers exceed " + std::to_string(opts.max_header_bytes) + " bytes";
-        } else if (ec == bhttp::error::body_limit) {
-          status = 413;
-          msg = "request body exceeds " + std::to_string(opts.max_body_bytes) + " bytes";
-        } else if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
-                   ec != boost::asio::error::operation_aborted &&
-                   ec != boost::asio::error::connection_reset && ec != boost::asio::error::eof &&
-                   ec != ssl::error::stream_truncated && buffer.size() + parser.got_some() > 0) {
-          status = 400;
-          msg = "malformed HTTP request";
-        }
-        if (status) {
-          Response r = Response::Error(status, msg);
-          WriteMeta meta;
-          meta.client_ip = peer;
-          meta.start = start;
-          co_await WriteResponse(stream, r, std::move(meta));
-        }
-        break;
-      }
-      auto& req = parser.get();
-      ++served;
-      bool keep =
-          req.keep_alive() && !draining &&
-          (opts.max_requests_per_connection == 0 || served < opts.max_requests_per_connection);
-      Request r;
-      r.method = std::string(req.method_string());
-      r.target = std::string(req.target());
-      size_t q = r.target.find('?');
-      r.path = PercentDecode(std::string_view(r.target).substr(0, q), false);
-      if (q != std::string::npos) r.query = r.target.substr(q + 1);
-      r.headers.reserve(16);
-      for (const auto& f : req)
-        r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-      r.peer_ip = peer;
-      r.client_ip = ResolveClientIp(peer, r.Header("X-Forwarded-For"), r.Header("Forwarded"),
-                                    opts.trusted_proxies);
-      r.tls = is_tls;
-      std::string origin(r.Header("Origin"));
-      bool cors =
-          !origin.empty() && !opts.cors_origins.empty() && OriginAllowed(opts.cors_origins, origin);
-
-      Response resp;
-      bool is_ws = websocket::is_upgrade(req);
-      std::map<std::string, std::string> params;
-      auto m = router->Find(r.method, r.path, is_ws, params);
-      r.params = std::move(params);
-      if (cors && r.method == "OPTIONS" && !r.Header("Access-Control-Request-Method").empty()) {
-        resp.status = 204;
-        resp.headers.emplace_back("Access-Control-Allow-Methods",
-                                  "GET, POST, PUT, DELETE, OPTIONS");
-        resp.headers.emplace_back("Access-Control-Allow-Headers",
-                                  "Authorization, Content-Type, Content-Encoding, X-Api-Key");
-        resp.headers.emplace_back("Access-Control-Max-Age", "600");
-      } else if (is_ws && m.ws_handler) {
-        if (auto refuse = (*m.ws_authorize) ? (*m.ws_authorize)(r) : std::nullopt) {
-          resp = std::move(*refuse);
-          keep = false;
-        } else {
-          upgraded = true;
-          *busy = true;
-          co_await RunWebSocket(std::move(stream), req, r, *m.ws_handler);
-          break;
-        }
-      } else if (is_ws) {
-        resp = Response::Error(400, "no WebSocket endpoint at this path");
-        keep = false;
-      } else if (m.handler) {
-        std::string_view enc = r.Header("Content-Encoding");
-        int gz = 0;
-        if (enc == "gzip" || enc == "x-gzip") {
-          gz = Gunzip(req.body(), opts.max_body_bytes, r.body);
-        } else if (!enc.empty() && enc != "identity") {
-          gz = 415;
-        } else {
-          r.body = std::move(req.body());
-        }
-        if (gz == 413) {
-          resp =
-              Response::Error(413, "request body exceeds " + std::to_string(opts.max_body_bytes) +
-                                       " bytes after decompression");
-        } else if (gz == 400) {
-          resp = Response::Error(400, "request body is not valid gzip");
-        } else if (gz == 415) {
-          resp = Response::Error(415, "unsupported Content-Encoding (use gzip or identity)");
-        } else {
-          try {
-            resp = co_await (*m.handler)(r);
-          } catch (const std::exception& e) {
-            log::Error("handler threw", {{"path", r.path}, {"error", e.what()}});
-            resp = Response::Error(500, "internal error");
-          }
-        }
-      } else if (m.path_known) {
-        resp = Response::Error(405, "method not allowed");
-        resp.headers.emplace_back("Allow", router->AllowedMethods(r.path));
-      } else if (router->Fallback() && (r.method == "GET" || r.method == "HEAD")) {
-        try {
-          resp = co_await (*router->Fallback())(r);
-        } catch (const std::exception& e) {
-          resp = Response::Error(500, "internal error");
-        }
-      } else {
-        resp = Response::Error(404, "not found");
-      }
-      if (draining) keep = false;
-      WriteMeta meta;
-      meta.version = req.version();
-      meta.keep = keep;
-      meta.head = r.method == "HEAD";
-      if (cors) meta.cors_origin = origin;
-      meta.client_ip = r.client_ip;
-      meta.start = start;
-      meta.method = r.method;
-      meta.target = r.target;
-      bool ok = co_await WriteResponse(stream, resp, std::move(meta));
-      *busy = false;
-      if (!ok || !keep) break;
-    }
-    *closed = true;
-    if (!upgraded) {
-      boost::system::error_code ec;
-      if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-        stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-      } else {
-        lowest.expires_after(std::chrono::seconds(2));
-        co_await stream.async_shutdown(redirect_error(use_awaitable, ec));
-      }
-    }
-    Unregister(id);
   }
 
-  // Passed by value: GCC 12 mishandles temporaries bound to reference parameters of coroutines.
-  struct WriteMeta {
-    unsigned version = 11;
-    bool keep = false;
-    bool head = false;
-    std::string cors_origin;
-    std::string client_ip;
-    Clock::time_point start;
-    std::string method;
-    std::string target;
-  };
-
+  awaitable<void> Listen();
   template <class Stream>
-  awaitable<bool> WriteResponse(Stream& stream, Response& resp, WriteMeta m) {
-    const unsigned version = m.version;
-    const bool keep = m.keep, head = m.head;
-    const std::string& cors_origin = m.cors_origin;
-    boost::system::error_code ec;
-    size_t bytes = 0;
-    auto apply = [&](auto& res) {
-      res.set(bhttp::field::server, "boing");
-      if (resp.status != 204) res.set(bhttp::field::content_type, resp.content_type);
-      for (const auto& [k, v] : resp.headers) res.set(k, v);
-      if (!cors_origin.empty()) {
-        res.set(bhttp::field::access_control_allow_origin, cors_origin);
-        res.set(bhttp::field::vary, "Origin");
-        res.set(bhttp::field::access_control_allow_credentials, "true");
-      }
-      res.keep_alive(keep);
-    };
-    beast::get_lowest_layer(stream).expires_after(opts.read_timeout);
-    if (resp.chunk_source && !head) {
-      bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(resp.status), version};
-      apply(res);
-      res.chunked(true);
-      bhttp::response_serializer<bhttp::empty_body> sr{res};
-      co_await bhttp::async_write_header(stream, sr, redirect_error(use_awaitable, ec));
-      while (!ec) {
-        std::optional<std::string> chunk;
-        try {
-          chunk = resp.chunk_source();
-        } catch (const std::exception& e) {
-          log::Error("chunk source threw", {{"error", e.what()}});
-          ec = boost::asio::error::operation_aborted;
-          break;
-        }
-        if (!chunk) break;
-        if (chunk->empty()) continue;
-        bytes += chunk->size();
-        beast::get_lowest_layer(stream).expires_after(opts.read_timeout);
-        co_await boost::asio::async_write(stream, bhttp::make_chunk(boost::asio::buffer(*chunk)),
-                                          redirect_error(use_awaitable, ec));
-      }
-      if (!ec) {
-        co_await boost::asio::async_write(stream, bhttp::make_chunk_last(),
-                                          redirect_error(use_awaitable, ec));
-      }
-    } else {
-      bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(resp.status), version};
-      apply(res);
-      if (resp.status == 204 || resp.status == 304) {
-        resp.body.clear();
-      }
-      res.body() = std::move(resp.body);
-      res.prepare_payload();
-      if (head) {
-        res.body().clear();
-      }
-      bytes = res.body().size();
-      bhttp::response_serializer<bhttp::string_body> sr{res};
-      if (head) sr.split(true);
-      if (head) {
-        co_await bhttp::async_write_header(stream, sr, redirect_error(use_awaitable, ec));
-      } else {
-        co_await bhttp::async_write(stream, sr, redirect_error(use_awaitable, ec));
-      }
+  void StartSession(tcp::socket socket);
+};
+
+// ------------------------------------------------------------------------------------------------
+// WebSocket session: owns the websocket stream after the upgrade and implements WsConnection for
+// the handler. Writes (messages and the close frame) go through a one-at-a-time gate, so a handler
+// may write from several coroutines and a drain close never overlaps a message write.
+
+template <class Stream>
+class WsSession : public WsConnection, public std::enable_shared_from_this<WsSession<Stream>> {
+ public:
+  WsSession(ServerCore& core, Stream&& stream, Request&& req)
+      : core_(core),
+        ws_(std::move(stream)),
+        req_(std::move(req)),
+        gate_(ws_.get_executor(), Clock::time_point::max()) {}
+
+  awaitable<void> Run(BeastRequest& upgrade, const WsHandler& handler) {
+    const auto& o = core_.opts;
+    beast::get_lowest_layer(ws_).expires_never();  // the websocket stream has its own timeouts
+    ws_.set_option(websocket::stream_base::timeout{o.read_timeout, o.idle_timeout, true});
+    ws_.read_message_max(o.max_ws_message_bytes);
+    websocket::permessage_deflate pmd;
+    pmd.server_enable = true;
+    ws_.set_option(pmd);
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(bhttp::field::server, "boing"); }));
+    error_code ec;
+    co_await ws_.async_accept(upgrade, redirect_error(use_awaitable, ec));
+    if (ec) co_return;
+    accepted_ = true;
+    if (drain_) StartClose();
+    try {
+      co_await handler(req_, *this);
+    } catch (const std::exception& e) {
+      log::Error("websocket handler threw", {{"path", req_.path}, {"error", e.what()}});
+    } catch (...) {
+      log::Error("websocket handler threw", {{"path", req_.path}});
     }
-    if (access_log) {
-      AccessRecord a;
-      a.method = m.method.empty() ? "-" : m.method;
-      a.target = m.target;
-      a.status = resp.status;
-      a.client_ip = m.client_ip;
-      a.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - m.start).count();
-      a.bytes_out = bytes;
-      access_log(a);
+    if (!closing_ && ws_.is_open()) {
+      co_await Close(drain_ ? 1001 : 1000, "");
     }
+    // A drain close may still be in flight: it references this stream.
+    while (writing_) co_await WaitGate();
+  }
+
+  // On the session's executor.
+  void Drain() {
+    drain_ = true;
+    if (!accepted_ || closing_) return;
+    if (writing_) {
+      close_pending_ = true;  // sent by ReleaseWrite when the current write is done
+      return;
+    }
+    StartClose();
+  }
+
+  awaitable<std::optional<std::string>> Read() override {
+    rbuf_.consume(rbuf_.size());
+    if (rbuf_.capacity() > kMaxIdleBuffer) rbuf_.shrink_to_fit();
+    error_code ec;
+    co_await ws_.async_read(rbuf_, redirect_error(use_awaitable, ec));
+    if (ec) co_return std::nullopt;
+    co_return beast::buffers_to_string(rbuf_.data());
+  }
+
+  awaitable<bool> Write(std::string message) override {
+    while (writing_) co_await WaitGate();
+    if (closing_ || !ws_.is_open()) co_return false;
+    writing_ = true;
+    error_code ec;
+    ws_.text(true);
+    co_await ws_.async_write(boost::asio::buffer(message), redirect_error(use_awaitable, ec));
+    ReleaseWrite();
     co_return !ec;
   }
 
-  template <class Stream>
-  class WsConn : public WsConnection {
-   public:
-    explicit WsConn(websocket::stream<Stream>& ws) : ws_(ws) {}
-    awaitable<std::optional<std::string>> Read() override {
-      beast::flat_buffer buf;
-      boost::system::error_code ec;
-      co_await ws_.async_read(buf, redirect_error(use_awaitable, ec));
-      if (ec) co_return std::nullopt;
-      co_return beast::buffers_to_string(buf.data());
-    }
-    awaitable<bool> Write(std::string message) override {
-      boost::system::error_code ec;
-      ws_.text(true);
-      co_await ws_.async_write(boost::asio::buffer(message), redirect_error(use_awaitable, ec));
-      co_return !ec;
-    }
-    awaitable<void> Close(uint16_t code, std::string reason) override {
-      boost::system::error_code ec;
-      co_await ws_.async_close(
-          websocket::close_reason(static_cast<websocket::close_code>(code), reason),
-          redirect_error(use_awaitable, ec));
-    }
+  awaitable<void> Close(uint16_t code, std::string reason) override {
+    while (writing_) co_await WaitGate();
+    if (closing_ || !ws_.is_open()) co_return;
+    writing_ = true;
+    closing_ = true;
+    error_code ec;
+    co_await ws_.async_close(
+        websocket::close_reason(static_cast<websocket::close_code>(code), reason),
+        redirect_error(use_awaitable, ec));
+    ReleaseWrite();
+  }
 
-   private:
-    websocket::stream<Stream>& ws_;
-  };
+ private:
+  awaitable<void> WaitGate() {
+    error_code ec;
+    co_await gate_.async_wait(redirect_error(use_awaitable, ec));  // woken by cancel_one
+  }
 
-  template <class Stream>
-  awaitable<void> RunWebSocket(Stream stream, bhttp::request<bhttp::string_body>& req, Request& r,
-                               const WsHandler& handler) {
-    beast::get_lowest_layer(stream).expires_never();
-    websocket::stream<Stream> ws(std::move(stream));
-    ws.set_option(websocket::stream_base::timeout{opts.read_timeout, opts.idle_timeout, true});
-    ws.read_message_max(opts.max_ws_message_bytes);
-    websocket::permessage_deflate pmd;
-    pmd.server_enable = true;
-    ws.set_option(pmd);
-    ws.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(bhttp::field::server, "boing"); }));
-    boost::system::error_code ec;
-    co_await ws.async_accept(req, redirect_error(use_awaitable, ec));
-    if (ec) co_return;
-    WsConn<Stream> conn(ws);
-    try {
-      co_await handler(r, conn);
-    } catch (const std::exception& e) {
-      log::Error("websocket handler threw", {{"path", r.path}, {"error", e.what()}});
+  void ReleaseWrite() {
+    writing_ = false;
+    if (close_pending_) {
+      close_pending_ = false;
+      if (!closing_ && ws_.is_open()) {
+        StartClose();
+        return;
+      }
     }
-    if (ws.is_open()) {
-      co_await ws.async_close(websocket::close_code::going_away, redirect_error(use_awaitable, ec));
+    gate_.cancel_one();
+  }
+
+  // Sends 1001 going away without waiting; a pending Read then ends when the peer answers.
+  void StartClose() {
+    if (closing_ || !ws_.is_open()) return;
+    closing_ = true;
+    writing_ = true;
+    ws_.async_close(websocket::close_code::going_away,
+                    [self = this->shared_from_this()](const error_code&) {
+                      self->writing_ = false;
+                      self->gate_.cancel_one();
+                    });
+  }
+
+  ServerCore& core_;
+  websocket::stream<Stream> ws_;
+  Request req_;
+  beast::flat_buffer rbuf_;
+  boost::asio::steady_timer gate_;  // never expires; cancel_one wakes one waiting writer
+  bool accepted_ = false;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool close_pending_ = false;
+  bool drain_ = false;
+};
+
+// ------------------------------------------------------------------------------------------------
+// HTTP session.
+
+template <class Stream>
+class HttpSession : public SessionBase {
+ public:
+  static constexpr bool kTls = !std::is_same_v<Stream, PlainStream>;
+
+  HttpSession(ServerCore& core, tcp::socket&& socket)
+      : core_(core), ex_(socket.get_executor()), stream_(MakeStream(core, std::move(socket))) {
+    error_code ec;
+    auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    if (!ec) {
+      auto addr = ep.address();
+      if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
+        addr = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, addr.to_v6());
+      }
+      req_.peer_ip = addr.to_string();
+    }
+    req_.tls = kTls;
+  }
+
+  ~HttpSession() override { core_.Unregister(id_); }
+
+  void SetId(uint64_t id) { id_ = id; }
+  Executor GetExecutor() const override { return ex_; }
+
+  void Drain() override {
+    drain_ = true;
+    switch (phase_) {
+      case Phase::kIdle:
+        // Waiting for the next request (or the TLS handshake) with nothing received yet.
+        if (buffer_.size() == 0) Lowest().cancel();
+        break;
+      case Phase::kClosing:
+        Lowest().cancel();
+        break;
+      case Phase::kBusy:
+        break;  // the response goes out with "Connection: close"
+      case Phase::kUpgraded:
+        if (ws_) ws_->Drain();
+        break;
     }
   }
+
+  awaitable<void> Run() {
+    try {
+      co_await Serve();
+    } catch (const std::exception& e) {
+      log::Error("http session failed", {{"error", e.what()}});
+      graceful_close_ = false;
+    } catch (...) {
+      log::Error("http session failed");
+      graceful_close_ = false;
+    }
+    if (phase_ == Phase::kUpgraded) co_return;
+    phase_ = Phase::kClosing;
+    try {
+      co_await Shutdown();
+    } catch (...) {
+    }
+  }
+
+ private:
+  enum class Phase { kIdle, kBusy, kUpgraded, kClosing };
+
+  static Stream MakeStream(ServerCore& core, tcp::socket&& socket) {
+    if constexpr (kTls) {
+      return Stream(beast::tcp_stream(std::move(socket)), *core.tls);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+  bool Draining() const { return drain_ || core_.draining.load(std::memory_order_relaxed); }
+
+  awaitable<void> Serve() {
+    const ServerOptions& o = core_.opts;
+    error_code ec;
+    if constexpr (kTls) {
+      Lowest().expires_after(o.read_timeout);
+      co_await stream_.async_handshake(ssl::stream_base::server, redirect_error(use_awaitable, ec));
+      if (ec) co_return;
+    }
+    size_t served = 0;
+    for (;;) {
+      phase_ = Phase::kIdle;
+      if (Draining()) co_return;
+      if (buffer_.size() == 0 && buffer_.capacity() > kMaxIdleBuffer) buffer_.shrink_to_fit();
+      parser_.emplace();
+      parser_->header_limit(static_cast<std::uint32_t>(
+          std::min<size_t>(o.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
+      parser_->body_limit(o.max_body_bytes);
+      Lowest().expires_after(served == 0 || buffer_.size() > 0 ? o.read_timeout : o.idle_timeout);
+      co_await bhttp::async_read_header(stream_, buffer_, *parser_,
+                                        redirect_error(use_awaitable, ec));
+      if (!ec) {
+        phase_ = Phase::kBusy;
+        ++served;
+        if (!parser_->is_done()) {
+          // 100-continue: the client waits for it before sending the body (e.g. curl > 1 KiB).
+          if (buffer_.size() == 0 &&
+              IEquals(parser_->get()[bhttp::field::expect], "100-continue")) {
+            static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+            Lowest().expires_after(o.read_timeout);
+            co_await boost::asio::async_write(stream_, boost::asio::buffer(kContinue),
+                                              redirect_error(use_awaitable, ec));
+            if (ec) co_return;
+          }
+          // Most bodies arrived with the header: parse them without another read operation.
+          ParseBuffered(ec);
+          if (!ec && !parser_->is_done()) {
+            Lowest().expires_after(o.read_timeout);
+            co_await bhttp::async_read(stream_, buffer_, *parser_,
+                                       redirect_error(use_awaitable, ec));
+          }
+        }
+      }
+      if (ec) {
+        co_await AnswerReadError(ec);
+        co_return;
+      }
+
+      auto start = core_.access_log ? Clock::now() : Clock::time_point();
+      BeastRequest& msg = parser_->get();
+      FillRequest(msg);
+      bool keep = msg.keep_alive() &&
+                  (o.max_requests_per_connection == 0 || served < o.max_requests_per_connection);
+      const bool head = msg.method() == bhttp::verb::head;
+      const unsigned version = msg.version();
+
+      Response resp;
+      const Handler* handler = nullptr;
+      const WsHandler* ws_handler = nullptr;
+      Route(msg, resp, handler, ws_handler, keep);
+      if (ws_handler) {
+        co_await Upgrade(msg, *ws_handler, start);
+        co_return;
+      }
+      if (handler) {
+        try {
+          resp = co_await (*handler)(req_);
+        } catch (const std::exception& e) {
+          log::Error("handler threw",
+                     {{"method", req_.method}, {"path", req_.path}, {"error", e.what()}});
+          resp = Response::Error(500, "internal error");
+        } catch (...) {
+          log::Error("handler threw", {{"method", req_.method}, {"path", req_.path}});
+          resp = Response::Error(500, "internal error");
+        }
+      }
+      if (Draining()) keep = false;
+
+      size_t bytes = 0;
+      if (resp.chunk_source && !head) {
+        bytes = co_await WriteChunked(resp, version, keep, ec);
+      } else {
+        const bool no_body = resp.status == 204 || resp.status == 304 || resp.status < 200;
+        if (no_body) resp.body.clear();
+        SerializeHead(resp, version, keep, resp.chunk_source ? -1 : int64_t(resp.body.size()));
+        const std::string_view body = head ? std::string_view() : std::string_view(resp.body);
+        std::array<boost::asio::const_buffer, 2> bufs{boost::asio::buffer(head_),
+                                                      boost::asio::buffer(body)};
+        Lowest().expires_after(o.read_timeout);
+        co_await boost::asio::async_write(stream_, bufs, redirect_error(use_awaitable, ec));
+        bytes = body.size();
+      }
+      if (core_.access_log) {
+        AccessLog(req_.method, req_.target, resp.status, req_.client_ip, start, bytes);
+      }
+      if (ec) co_return;
+      if (!keep) {
+        graceful_close_ = true;
+        co_return;
+      }
+    }
+  }
+
+  void ParseBuffered(error_code& ec) {
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      size_t n = parser_->put(buffer_.data(), ec);
+      buffer_.consume(n);
+      if (ec == bhttp::error::need_more) {
+        ec = {};
+        return;
+      }
+      if (ec || n == 0) return;
+    }
+  }
+
+  // 431 / 413 / 400 for requests we cannot read; silence for timeouts and vanished peers.
+  awaitable<void> AnswerReadError(error_code ec) {
+    const ServerOptions& o = core_.opts;
+    int status = 0;
+    std::string message;
+    if (ec == bhttp::error::header_limit) {
+      status = 431;
+      message = "request headers exceed " + std::to_string(o.max_header_bytes) + " bytes";
+    } else if (ec == bhttp::error::body_limit) {
+      status = 413;
+      message = "request body exceeds " + std::to_string(o.max_body_bytes) + " bytes";
+    } else if (IsParseError(ec) && (buffer_.size() > 0 || parser_->got_some())) {
+      status = 400;
+      message = "malformed HTTP request";
+    }
+    if (status == 0) co_return;
+    Response resp = Response::Error(status, message);
+    SerializeHead(resp, 11, false, static_cast<int64_t>(resp.body.size()));
+    std::array<boost::asio::const_buffer, 2> bufs{boost::asio::buffer(head_),
+                                                  boost::asio::buffer(resp.body)};
+    Lowest().expires_after(o.read_timeout);
+    co_await boost::asio::async_write(stream_, bufs, redirect_error(use_awaitable, ec));
+    if (core_.access_log) {
+      std::string method, target;
+      if (parser_->is_header_done()) {
+        method = std::string(parser_->get().method_string());
+        target = std::string(parser_->get().target());
+      }
+      AccessLog(method, target, status, req_.peer_ip, Clock::now(), ec ? 0 : resp.body.size());
+    }
+    graceful_close_ = !ec;
+  }
+
+  void FillRequest(BeastRequest& msg) {
+    Request& r = req_;
+    r.method.assign(msg.method_string());
+    std::string_view target = msg.target();
+    r.target.assign(target);
+    // absolute-form ("http://host/path?q") is served like origin-form
+    if (!target.empty() && target.front() != '/') {
+      size_t scheme = target.find("://");
+      if (scheme != std::string_view::npos) {
+        size_t slash = target.find('/', scheme + 3);
+        target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+      }
+    }
+    size_t q = target.find('?');
+    internal::PercentDecodeInto(target.substr(0, q), false, r.path);
+    if (q == std::string_view::npos) {
+      r.query.clear();
+    } else {
+      r.query.assign(target.substr(q + 1));
+    }
+    size_t n = 0;
+    for (const auto& f : msg) {
+      if (n < r.headers.size()) {
+        r.headers[n].first.assign(f.name_string());
+        r.headers[n].second.assign(f.value());
+      } else {
+        r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+      }
+      ++n;
+    }
+    r.headers.resize(n);
+    r.body.clear();
+    r.params.clear();
+    const auto& trusted = core_.opts.trusted_proxies;
+    if (trusted.empty()) {
+      r.client_ip.assign(r.peer_ip);
+    } else {
+      // Several X-Forwarded-For lines form one comma-separated list.
+      std::string_view xff;
+      std::string joined;
+      for (const auto& [k, v] : r.headers) {
+        if (!IEquals(k, "X-Forwarded-For")) continue;
+        if (xff.empty() && joined.empty()) {
+          xff = v;
+        } else {
+          if (joined.empty()) joined.assign(xff);
+          joined += ", ";
+          joined += v;
+          xff = {};
+        }
+      }
+      if (!joined.empty()) xff = joined;
+      r.client_ip = ResolveClientIp(r.peer_ip, xff, msg[bhttp::field::forwarded], trusted);
+    }
+  }
+
+  // Decides what answers the request: sets `handler` or `ws_handler` to run, or fills `resp`.
+  void Route(BeastRequest& msg, Response& resp, const Handler*& handler,
+             const WsHandler*& ws_handler, bool& keep) {
+    const ServerOptions& o = core_.opts;
+    Request& r = req_;
+    cors_origin_.clear();
+    if (!o.cors_origins.empty()) {
+      std::string_view origin = msg[bhttp::field::origin];
+      if (!origin.empty() && OriginAllowed(o.cors_origins, origin)) cors_origin_.assign(origin);
+    }
+    if (!cors_origin_.empty() && msg.method() == bhttp::verb::options &&
+        !msg[bhttp::field::access_control_request_method].empty()) {
+      resp.status = 204;
+      resp.headers.emplace_back("Access-Control-Allow-Methods",
+                                "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+      resp.headers.emplace_back("Access-Control-Allow-Headers",
+                                "Authorization, Content-Type, Content-Encoding, X-Api-Key");
+      resp.headers.emplace_back("Access-Control-Max-Age", "600");
+      return;
+    }
+    const bool upgrade = websocket::is_upgrade(msg);
+    Router::Match m = core_.router->Find(r.method, r.path, upgrade, r.params);
+    if (upgrade) {
+      keep = false;
+      if (!m.ws_handler) {
+        resp = Response::Error(400, "no WebSocket endpoint at this path");
+        return;
+      }
+      if (Draining()) {
+        resp = Response::Error(503, "server is shutting down");
+        return;
+      }
+      std::optional<Response> refused;
+      try {
+        if (*m.ws_authorize) refused = (*m.ws_authorize)(r);
+      } catch (const std::exception& e) {
+        log::Error("websocket authorizer threw", {{"path", r.path}, {"error", e.what()}});
+        refused = Response::Error(500, "internal error");
+      } catch (...) {
+        refused = Response::Error(500, "internal error");
+      }
+      if (refused) {
+        resp = std::move(*refused);
+      } else {
+        ws_handler = m.ws_handler;
+      }
+      return;
+    }
+    if (m.handler) {
+      std::string_view enc = msg[bhttp::field::content_encoding];
+      if (enc.empty() || IEquals(enc, "identity")) {
+        r.body = std::move(msg.body());
+      } else if (IEquals(enc, "gzip") || IEquals(enc, "x-gzip")) {
+        switch (internal::Gunzip(msg.body(), o.max_body_bytes, r.body)) {
+          case internal::GunzipResult::kOk:
+            break;
+          case internal::GunzipResult::kTooLarge:
+            resp = Response::Error(413, "request body exceeds " + std::to_string(o.max_body_bytes) +
+                                            " bytes after decompression");
+            keep = false;
+            return;
+          case internal::GunzipResult::kCorrupt:
+            resp = Response::Error(400, "request body is not valid gzip");
+            keep = false;
+            return;
+        }
+      } else {
+        resp = Response::Error(415, "unsupported Content-Encoding (use gzip or identity)");
+        return;
+      }
+      handler = m.handler;
+      return;
+    }
+    if (m.ws_route) {
+      resp = Response::Error(426, "this endpoint requires a WebSocket upgrade");
+      resp.headers.emplace_back("Upgrade", "websocket");
+      return;
+    }
+    if (m.path_known) {
+      resp = Response::Error(405, "method not allowed");
+      resp.headers.emplace_back("Allow", core_.router->AllowedMethods(r.path));
+      return;
+    }
+    if (const Handler* fb = core_.router->Fallback();
+        fb && (msg.method() == bhttp::verb::get || msg.method() == bhttp::verb::head)) {
+      handler = fb;
+      return;
+    }
+    resp = Response::Error(404, "not found");
+  }
+
+  // The status line and headers, into head_. content_length < 0: chunked (or, for HTTP/1.0,
+  // delimited by the close).
+  void SerializeHead(const Response& resp, unsigned version, bool keep, int64_t content_length) {
+    std::string& h = head_;
+    h.clear();
+    h += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    AppendUint(h, static_cast<uint64_t>(std::clamp(resp.status, 100, 999)));
+    h += ' ';
+    h += ReasonPhrase(resp.status);
+    h += "\r\nServer: boing\r\n";
+    const bool no_body = resp.status == 204 || resp.status == 304 || resp.status < 200;
+    bool custom_type = false;
+    for (const auto& [k, v] : resp.headers) {
+      if (!HeaderNameSafe(k) || !HeaderTextSafe(v)) continue;
+      // Framing and connection management belong to the session.
+      if (IEquals(k, "Content-Length") || IEquals(k, "Transfer-Encoding") ||
+          IEquals(k, "Connection") || IEquals(k, "Server")) {
+        continue;
+      }
+      if (IEquals(k, "Content-Type")) custom_type = true;
+      h += k;
+      h += ": ";
+      h += v;
+      h += "\r\n";
+    }
+    if (!custom_type && !no_body && !resp.content_type.empty() &&
+        HeaderTextSafe(resp.content_type)) {
+      h += "Content-Type: ";
+      h += resp.content_type;
+      h += "\r\n";
+    }
+    if (!cors_origin_.empty()) {
+      h += "Access-Control-Allow-Origin: ";
+      h += cors_origin_;
+      h += "\r\nVary: Origin\r\nAccess-Control-Allow-Credentials: true\r\n";
+    }
+    if (!no_body) {
+      if (content_length >= 0) {
+        h += "Content-Length: ";
+        AppendUint(h, static_cast<uint64_t>(content_length));
+        h += "\r\n";
+      } else if (version != 10) {
+        h += "Transfer-Encoding: chunked\r\n";
+      }
+    }
+    if (!keep) {
+      h += "Connection: close\r\n";
+    } else if (version == 10) {
+      h += "Connection: keep-alive\r\n";
+    }
+    h += "\r\n";
+  }
+
+  // Streams chunk_source with chunked transfer encoding (raw until close for HTTP/1.0 clients).
+  awaitable<size_t> WriteChunked(Response& resp, unsigned version, bool& keep, error_code& ec) {
+    const bool raw = version == 10;
+    if (raw) keep = false;
+    SerializeHead(resp, version, keep, -1);
+    size_t bytes = 0;
+    Lowest().expires_after(core_.opts.read_timeout);
+    co_await boost::asio::async_write(stream_, boost::asio::buffer(head_),
+                                      redirect_error(use_awaitable, ec));
+    while (!ec) {
+      std::optional<std::string> chunk;
+      try {
+        chunk = resp.chunk_source();
+      } catch (const std::exception& e) {
+        log::Error("chunk source threw", {{"path", req_.path}, {"error", e.what()}});
+        ec = boost::asio::error::operation_aborted;  // no last chunk: the client sees a cut
+        break;
+      } catch (...) {
+        log::Error("chunk source threw", {{"path", req_.path}});
+        ec = boost::asio::error::operation_aborted;
+        break;
+      }
+      if (!chunk) break;
+      if (chunk->empty()) continue;
+      bytes += chunk->size();
+      Lowest().expires_after(core_.opts.read_timeout);
+      if (raw) {
+        co_await boost::asio::async_write(stream_, boost::asio::buffer(*chunk),
+                                          redirect_error(use_awaitable, ec));
+      } else {
+        co_await boost::asio::async_write(stream_, bhttp::make_chunk(boost::asio::buffer(*chunk)),
+                                          redirect_error(use_awaitable, ec));
+      }
+    }
+    if (!ec && !raw) {
+      co_await boost::asio::async_write(stream_, bhttp::make_chunk_last(),
+                                        redirect_error(use_awaitable, ec));
+    }
+    co_return bytes;
+  }
+
+  awaitable<void> Upgrade(BeastRequest& msg, const WsHandler& handler, Clock::time_point start) {
+    if (core_.access_log) {
+      AccessLog(req_.method, req_.target, 101, req_.client_ip, start, 0);
+    }
+    ws_ = std::make_shared<WsSession<Stream>>(core_, std::move(stream_), std::move(req_));
+    phase_ = Phase::kUpgraded;
+    if (drain_) ws_->Drain();
+    co_await ws_->Run(msg, handler);
+  }
+
+  void AccessLog(std::string_view method, std::string_view target, int status,
+                 std::string_view client_ip, Clock::time_point start, size_t bytes) {
+    AccessRecord a;
+    a.method = method.empty() ? "-" : std::string(method);
+    a.target = std::string(target);
+    a.status = status;
+    a.client_ip = std::string(client_ip);
+    a.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    a.bytes_out = bytes;
+    try {
+      core_.access_log(a);
+    } catch (...) {
+    }
+  }
+
+  // After our last response: TLS close_notify, or for plain TCP a half-close followed by a short
+  // lingering read so that request bytes still in flight do not reset the connection.
+  awaitable<void> Shutdown() {
+    error_code ec;
+    if constexpr (kTls) {
+      if (!graceful_close_) co_return;
+      Lowest().expires_after(kTlsShutdownTime);
+      co_await stream_.async_shutdown(redirect_error(use_awaitable, ec));
+    } else {
+      if (!graceful_close_) co_return;
+      Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+      if (ec) co_return;
+      Lowest().expires_after(kLingerTime);
+      while (!ec) {
+        buffer_.consume(buffer_.size());
+        co_await stream_.async_read_some(buffer_.prepare(4096), redirect_error(use_awaitable, ec));
+      }
+    }
+  }
+
+  ServerCore& core_;
+  Executor ex_;
+  Stream stream_;
+  uint64_t id_ = 0;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  Request req_;
+  std::string head_;         // serialized response header
+  std::string cors_origin_;  // allowed Origin of the current request, "" for none
+  Phase phase_ = Phase::kIdle;
+  bool drain_ = false;
+  bool graceful_close_ = false;  // we sent a final response: close politely
+  std::shared_ptr<WsSession<Stream>> ws_;
+};
+
+// ------------------------------------------------------------------------------------------------
+// Listener.
+
+template <class Stream>
+void ServerCore::StartSession(tcp::socket socket) {
+  auto session = std::make_shared<HttpSession<Stream>>(*this, std::move(socket));
+  session->SetId(Register(session));
+  boost::asio::co_spawn(
+      session->GetExecutor(), [session]() { return session->Run(); }, boost::asio::detached);
+}
+
+awaitable<void> ServerCore::Listen() {
+  boost::asio::steady_timer backoff(acceptor_ex);
+  for (;;) {
+    error_code ec;
+    tcp::socket socket(NewConnectionExecutor());
+    co_await acceptor.async_accept(socket, redirect_error(use_awaitable, ec));
+    if (draining || !acceptor.is_open()) co_return;
+    if (ec) {
+      if (ec == boost::asio::error::operation_aborted) co_return;
+      log::Warn("accept failed", {{"error", ec.message()}});
+      backoff.expires_after(kAcceptBackoff);
+      co_await backoff.async_wait(redirect_error(use_awaitable, ec));
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    try {
+      if (tls) {
+        StartSession<TlsStream>(std::move(socket));
+      } else {
+        StartSession<PlainStream>(std::move(socket));
+      }
+    } catch (const std::exception& e) {
+      log::Error("cannot start session", {{"error", e.what()}});
+    }
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------
+// Server.
+
+struct Server::Impl : ServerCore {
+  using ServerCore::ServerCore;
 };
 
 Server::Server(ServerOptions opts, std::shared_ptr<Router> router)
@@ -477,26 +924,60 @@ Server::Server(ServerOptions opts, std::shared_ptr<Router> router)
 
 Server::~Server() = default;
 
+namespace {
+
+// "" when `path` can be opened for reading, else why not.
+std::string Unreadable(const std::string& path) {
+  std::ifstream f(path);
+  if (f) return "";
+  return std::strerror(errno);
+}
+
+}  // namespace
+
 bool Server::Start(std::string* error) {
+  std::string scratch;
+  if (!error) error = &scratch;
   auto& o = impl_->opts;
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    *error = "TLS needs both a certificate file and a key file";
+    return false;
+  }
   if (!o.tls_cert_file.empty()) {
-    impl_->tls.emplace(ssl::context::tls_server);
-    boost::system::error_code ec;
-    impl_->tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                            ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                            ssl::context::no_tlsv1_1);
-    impl_->tls->use_certificate_chain_file(o.tls_cert_file, ec);
-    if (ec) {
-      *error = "TLS_CERT_FILE " + o.tls_cert_file + ": " + ec.message();
+    if (auto why = Unreadable(o.tls_cert_file); !why.empty()) {
+      *error = "cannot read TLS certificate file " + o.tls_cert_file + ": " + why;
       return false;
     }
-    impl_->tls->use_private_key_file(o.tls_key_file, ssl::context::pem, ec);
+    if (auto why = Unreadable(o.tls_key_file); !why.empty()) {
+      *error = "cannot read TLS key file " + o.tls_key_file + ": " + why;
+      return false;
+    }
+    auto& ctx = impl_->tls.emplace(ssl::context::tls_server);
+    error_code ec;
+    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                        ssl::context::single_dh_use,
+                    ec);
+    ctx.use_certificate_chain_file(o.tls_cert_file, ec);
     if (ec) {
-      *error = "TLS_KEY_FILE " + o.tls_key_file + ": " + ec.message();
+      *error = "TLS certificate file " + o.tls_cert_file + ": " + ec.message();
+      impl_->tls.reset();
+      return false;
+    }
+    ctx.use_private_key_file(o.tls_key_file, ssl::context::pem, ec);
+    if (ec) {
+      *error = "TLS key file " + o.tls_key_file + ": " + ec.message();
+      impl_->tls.reset();
+      return false;
+    }
+    if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+      *error =
+          "TLS key file " + o.tls_key_file + " does not match certificate file " + o.tls_cert_file;
+      impl_->tls.reset();
       return false;
     }
   }
-  boost::system::error_code ec;
+  error_code ec;
   auto addr = boost::asio::ip::make_address(o.host, ec);
   if (ec) {
     *error = "invalid listen host '" + o.host + "'";
@@ -510,10 +991,12 @@ bool Server::Start(std::string* error) {
   if (!ec) acc.listen(boost::asio::socket_base::max_listen_connections, ec);
   if (ec) {
     *error = o.host + ":" + std::to_string(o.port) + ": " + ec.message();
+    error_code ignored;
+    acc.close(ignored);
     return false;
   }
-  impl_->port = acc.local_endpoint().port();
-  boost::asio::co_spawn(impl_->ioc, impl_->Listen(), boost::asio::detached);
+  impl_->port = acc.local_endpoint(ec).port();
+  boost::asio::co_spawn(impl_->acceptor_ex, impl_->Listen(), boost::asio::detached);
   return true;
 }
 
@@ -529,28 +1012,7 @@ void Server::Run() {
 }
 
 void Server::Stop() {
-  boost::asio::post(impl_->ioc, [impl = impl_.get()] {
-    if (impl->draining.exchange(true)) return;
-    boost::system::error_code ec;
-    impl->acceptor.close(ec);
-    std::vector<std::function<void()>> closers;
-    {
-      std::lock_guard lock(impl->mu);
-      for (auto& [id, live] : impl->sessions) closers.push_back(live.close_if_idle);
-      if (impl->sessions.empty()) {
-        impl->ioc.stop();
-        return;
-      }
-    }
-    for (auto& c : closers) c();
-    impl->drain_timer.expires_after(impl->opts.drain_timeout);
-    impl->drain_timer.async_wait([impl](const boost::system::error_code& e) {
-      if (!e) {
-        log::Warn("drain timeout: closing remaining connections");
-        impl->ioc.stop();
-      }
-    });
-  });
+  boost::asio::post(impl_->acceptor_ex, [impl = impl_.get()] { impl->BeginDrain(); });
 }
 
 boost::asio::io_context& Server::Context() { return impl_->ioc; }

@@ -92,7 +92,9 @@ struct RouteInfo {
   std::string pattern;  // "/api/apis/:id"
 };
 
-// Exact-segment router with ":param" segments. Method mismatch on a known path gives 405.
+// Exact-segment router with ":param" segments. Method mismatch on a known path gives 405. When
+// several patterns match a path, literal segments win over parameters (left to right), then
+// registration order; HEAD is served by a GET route unless a HEAD route exists.
 class Router {
  public:
   void Add(std::string method, std::string pattern, Handler h);
@@ -106,6 +108,7 @@ class Router {
     const WsAuthorizer* ws_authorize = nullptr;
     const WsHandler* ws_handler = nullptr;
     bool path_known = false;  // some route has this path (for 405 vs 404)
+    bool ws_route = false;    // a WebSocket route has this path (426 without an upgrade)
   };
   Match Find(std::string_view method, std::string_view path, bool websocket,
              std::map<std::string, std::string>& params) const;
@@ -120,6 +123,7 @@ class Router {
     Handler handler;
     WsAuthorizer ws_authorize;
     WsHandler ws_handler;
+    uint64_t specificity = 0;  // literal segments win over ":param" ones, left to right
   };
   std::vector<Entry> entries_;
   std::vector<RouteInfo> routes_;
