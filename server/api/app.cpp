@@ -408,7 +408,7 @@ http::Handler App::Authed(Access need, PrincipalHandler f) {
 }
 
 http::Handler App::AuthedJson(Access need, JsonHandler f) {
-  return Authed(need, [f = std::move(f)](http::Request& req, const Principal& p) {
+  return Authed(need, [this, f = std::move(f)](http::Request& req, const Principal& p) {
     auto parsed = ParseBody(req);
     if (auto* e = std::get_if<http::Response>(&parsed)) return *e;
     return f(req, p, std::get<Json>(parsed));
@@ -436,8 +436,38 @@ std::optional<std::vector<int64_t>> App::VisibleApis(const Principal& p) {
   return ids;
 }
 
+namespace {
+// True when the JSON text nests arrays/objects deeper than `max_depth` (brackets inside strings do
+// not count). Checked before parsing so no hostile document reaches a recursive walk.
+bool JsonTooDeep(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+}  // namespace
+
 std::variant<Json, http::Response> App::ParseBody(const http::Request& req) {
   if (req.body.empty()) return http::Response::Error(400, "request body must be a JSON object");
+  if (JsonTooDeep(req.body, cfg_.api_json_max_depth)) {
+    return http::Response::Error(400, "request body nests deeper than " +
+                                          std::to_string(cfg_.api_json_max_depth) +
+                                          " levels (API_JSON_MAX_DEPTH)");
+  }
   Json j = Json::parse(req.body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     return http::Response::Error(400, "request body must be a JSON object");

@@ -136,7 +136,7 @@ class App {
   }
 
   // JSON bodies: an object or a 400 naming the problem.
-  static std::variant<Json, http::Response> ParseBody(const http::Request& req);
+  std::variant<Json, http::Response> ParseBody(const http::Request& req);
   static http::Response Unavailable(const Status& s);
   static http::Response StoreError(const Status& s);
 
@@ -171,6 +171,9 @@ class App {
   std::unordered_map<std::string, Agent> agent_by_token_hash_;
 
   std::mutex revoked_mu_;
+  // Serialises account bookkeeping: first-account-is-admin on register, failure count and lock on
+  // login (one process; across instances the scale-out issue moves this into the database).
+  std::mutex accounts_mu_;
   std::unordered_set<std::string> revoked_jtis_;
 
  public:

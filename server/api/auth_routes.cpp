@@ -56,8 +56,7 @@ void App::RegisterAuth(http::Router& r) {
           auto parsed = ParseBody(req);
           if (auto* e = std::get_if<http::Response>(&parsed)) return *e;
           const Json& body = std::get<Json>(parsed);
-          bool first = store_->CountUsers() == 0;
-          if (!cfg_.allow_registration && !first) {
+          if (!cfg_.allow_registration && store_->CountUsers() != 0) {
             return http::Response::Error(403, "registration is disabled; ask an admin");
           }
           if (!body.contains("username") || !body["username"].is_string() ||
@@ -75,10 +74,20 @@ void App::RegisterAuth(http::Router& r) {
             }
             u.email = body["email"].get<std::string>();
           }
-          u.password_hash = crypto::HashPassword(password);
-          u.role = first ? "admin" : "user";
+          u.password_hash = crypto::HashPassword(password);  // slow: outside the lock
           u.created_at = NowSeconds();
-          Status s = store_->CreateUser(u);
+          Status s;
+          {
+            // "The first account is the admin" and "registration closed" are decided and the
+            // account created in one step, so concurrent first registrations make one admin.
+            std::lock_guard lock(accounts_mu_);
+            bool first = store_->CountUsers() == 0;
+            if (!cfg_.allow_registration && !first) {
+              return http::Response::Error(403, "registration is disabled; ask an admin");
+            }
+            u.role = first ? "admin" : "user";
+            s = store_->CreateUser(u);
+          }
           if (s.conflict) return http::Response::Error(409, "username already taken", "username");
           if (!s.ok) return StoreError(s);
           Principal p;
@@ -115,7 +124,21 @@ void App::RegisterAuth(http::Router& r) {
             resp.headers.emplace_back("Retry-After", std::to_string(user->locked_until - now));
             return resp;
           }
-          if (!crypto::VerifyPassword(user->password_hash, password) || user->disabled) {
+          const bool good =
+              crypto::VerifyPassword(user->password_hash, password) && !user->disabled;
+          // The failure count and the lock are read and written under one lock: a concurrent
+          // attempt working from a stale copy can neither undo a lock nor lose a failure.
+          std::lock_guard lock(accounts_mu_);
+          auto fresh = store_->GetUserByName(username);
+          if (!fresh) return http::Response::Error(401, "wrong username or password");
+          user = std::move(fresh);
+          if (user->locked_until > now) {
+            auto resp = http::Response::Error(
+                423, "account locked after repeated failed logins; retry later");
+            resp.headers.emplace_back("Retry-After", std::to_string(user->locked_until - now));
+            return resp;
+          }
+          if (!good) {
             ++auth_failures;
             user->failed_logins += 1;
             if (user->failed_logins >= cfg_.login_max_failures) {

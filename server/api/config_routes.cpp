@@ -37,11 +37,12 @@ bool ValidSeverity(const std::string& s) {
 
 void App::RegisterConfig(http::Router& r) {
   r.Add("GET", "/api/detectors",
-        Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
-          Json list = Json::array();
-          for (const auto& d : store_->ListDetectors()) list.push_back(DetectorJson(d));
-          return http::Response::Json(200, Json{{"detectors", list}}.dump());
-        }));
+        Authed(Access::kUser,
+               [this](http::Request& /*req*/, const Principal& /*p*/) -> http::Response {
+                 Json list = Json::array();
+                 for (const auto& d : store_->ListDetectors()) list.push_back(DetectorJson(d));
+                 return http::Response::Json(200, Json{{"detectors", list}}.dump());
+               }));
 
   r.Add("PUT", "/api/detectors/:id",
         Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {
@@ -108,7 +109,7 @@ void App::RegisterConfig(http::Router& r) {
                            const Json& body) -> http::Response {
                 ListEntry e;
                 e.list = list;
-                e.kind = body.value("kind", "");
+                if (body.contains("kind") && body["kind"].is_string()) e.kind = body["kind"];
                 if (!body.contains("kind") || !body["kind"].is_string() ||
                     (e.kind != "ip" && e.kind != "cidr" && e.kind != "identity")) {
                   return http::Response::Error(400, "kind must be ip, cidr or identity", "kind");
@@ -171,7 +172,7 @@ void App::RegisterConfig(http::Router& r) {
 
     r.Add("GET", "/api/" + list,
           Authed(Access::kUser,
-                 [this, list](http::Request& req, const Principal& p) -> http::Response {
+                 [this, list](http::Request& /*req*/, const Principal& p) -> http::Response {
                    auto visible = VisibleApis(p);
                    const int64_t now = NowSeconds();
                    Json out = Json::array();
@@ -205,37 +206,37 @@ void App::RegisterConfig(http::Router& r) {
                  }));
   }
 
-  r.Add("GET", "/api/audit",
-        Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {
-          int limit = 100;
-          int64_t before = 0;
-          if (auto v = req.QueryParam("limit")) {
-            auto n = ParseId(*v);
-            if (!n || *n > 1000)
-              return http::Response::Error(400, "limit must be 1 to 1000", "limit");
-            limit = static_cast<int>(*n);
-          }
-          if (auto v = req.QueryParam("before_id")) {
-            auto n = ParseId(*v);
-            if (!n)
-              return http::Response::Error(400, "before_id must be a positive integer",
-                                           "before_id");
-            before = *n;
-          }
-          Json out = Json::array();
-          for (const auto& a : store_->ListAudit(limit, before)) {
-            Json details = Json::parse(a.details_json, nullptr, false);
-            out.push_back({{"id", a.id},
-                           {"ts_ms", a.ts_ms},
-                           {"user_id", a.user_id},
-                           {"username", a.username},
-                           {"action", a.action},
-                           {"target", a.target},
-                           {"client_ip", a.client_ip},
-                           {"details", details.is_discarded() ? Json::object() : details}});
-          }
-          return http::Response::Json(200, Json{{"entries", out}}.dump());
-        }));
+  r.Add(
+      "GET", "/api/audit",
+      Authed(Access::kAdmin, [this](http::Request& req, const Principal& /*p*/) -> http::Response {
+        int limit = 100;
+        int64_t before = 0;
+        if (auto v = req.QueryParam("limit")) {
+          auto n = ParseId(*v);
+          if (!n || *n > 1000)
+            return http::Response::Error(400, "limit must be 1 to 1000", "limit");
+          limit = static_cast<int>(*n);
+        }
+        if (auto v = req.QueryParam("before_id")) {
+          auto n = ParseId(*v);
+          if (!n)
+            return http::Response::Error(400, "before_id must be a positive integer", "before_id");
+          before = *n;
+        }
+        Json out = Json::array();
+        for (const auto& a : store_->ListAudit(limit, before)) {
+          Json details = Json::parse(a.details_json, nullptr, false);
+          out.push_back({{"id", a.id},
+                         {"ts_ms", a.ts_ms},
+                         {"user_id", a.user_id},
+                         {"username", a.username},
+                         {"action", a.action},
+                         {"target", a.target},
+                         {"client_ip", a.client_ip},
+                         {"details", details.is_discarded() ? Json::object() : details}});
+        }
+        return http::Response::Json(200, Json{{"entries", out}}.dump());
+      }));
 }
 
 }  // namespace boing

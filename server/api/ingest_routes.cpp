@@ -1,6 +1,8 @@
 // Ingest: single events from instrumented applications, batches from agents (or applications),
 // and a WebSocket stream. Every path validates and bounds events, scrubs secret headers into the
 // identity hash, and answers only after the group commit that stored the events.
+#include <strings.h>
+
 #include <algorithm>
 
 #include "app.h"
@@ -64,14 +66,30 @@ std::optional<Api> App::ApiForKey(const std::string& api_key) {
 
 int64_t App::MatchApi(const Event& e) {
   ApiForKey("\x01");  // loads the cache when needed
+  // `host` is a convenience copy of the Host header (EVENTS.md): the header alone must do too.
   std::string host = e.host;
-  if (auto colon = host.rfind(':');
-      colon != std::string::npos && host.find(']') == std::string::npos) {
+  if (host.empty()) {
+    for (const auto& [name, value] : e.headers) {
+      if (name.size() == 4 && strncasecmp(name.c_str(), "host", 4) == 0) {
+        host = value;
+        break;
+      }
+    }
+  }
+  // The port of a Host value is not part of the host ("[::1]:8080" → "[::1]"); names compare
+  // case-insensitively.
+  if (!host.empty() && host.front() == '[') {
+    if (auto close = host.find(']'); close != std::string::npos) host.resize(close + 1);
+  } else if (auto colon = host.find(':'); colon != std::string::npos) {
     host.resize(colon);
   }
   std::shared_lock lock(cache_mu_);
   for (const Api& a : api_rules_) {
-    if (!a.match_host.empty() && a.match_host != host) continue;
+    if (!a.match_host.empty() &&
+        (a.match_host.size() != host.size() ||
+         strncasecmp(a.match_host.c_str(), host.c_str(), host.size()) != 0)) {
+      continue;
+    }
     if (a.match_port != 0 && (!e.server_port || *e.server_port != a.match_port)) continue;
     if (!a.match_base_path.empty() && e.endpoint.rfind(a.match_base_path, 0) != 0) continue;
     return a.id;

@@ -64,6 +64,7 @@ const std::vector<std::string>& ServerConfigVariables() {
                                                  "LOGIN_LOCKOUT_SECONDS",
                                                  "AUTH_RATE_LIMIT_PER_MINUTE",
                                                  "API_RATE_LIMIT_PER_MINUTE",
+                                                 "API_JSON_MAX_DEPTH",
                                                  "SECRET_HEADERS",
                                                  "METRICS_TOKEN",
                                                  "EVENT_MAX_BYTES",
@@ -176,6 +177,7 @@ std::vector<std::string> LoadServerConfig(const Settings& s, ServerConfig& c) {
   i64("LOGIN_LOCKOUT_SECONDS", c.login_lockout_s, 1, 86400 * 30);
   i64("AUTH_RATE_LIMIT_PER_MINUTE", c.auth_rate_per_min, 1, 1000000);
   i64("API_RATE_LIMIT_PER_MINUTE", c.api_rate_per_min, 1, 10000000);
+  i64("API_JSON_MAX_DEPTH", c.api_json_max_depth, 2, 512);
   if (s.Has("SECRET_HEADERS")) c.secret_headers = s.GetList("SECRET_HEADERS");
   str("METRICS_TOKEN", c.metrics_token);
 

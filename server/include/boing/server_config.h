@@ -65,10 +65,11 @@ struct ServerConfig {
   int password_min_len = 8;
   int login_max_failures = 5;  // then the account is locked
   int login_lockout_s = 900;
-  int auth_rate_per_min = 20;               // login/register per client IP
-  int api_rate_per_min = 600;               // management endpoints per user and IP
+  int auth_rate_per_min = 20;                               // login/register per client IP
+  int api_rate_per_min = 600;                               // management endpoints per user and IP
+  int api_json_max_depth = 32;                              // nesting of management request bodies
   std::vector<std::string> secret_headers = {"X-Api-Key"};  // treated like Authorization
-  std::string metrics_token;                // optional bearer token for /metrics
+  std::string metrics_token;                                // optional bearer token for /metrics
 
   // Ingest.
   EventLimits event_limits;
