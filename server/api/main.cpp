@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include <boost/asio/signal_set.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -216,6 +217,12 @@ int main(int argc, char** argv) {
                                  {"mode", cfg.production ? "production" : "local"},
                                  {"threads", cfg.threads}});
   server.Run();
+  // From here on a repeated SIGTERM/SIGINT (systemd, an impatient operator, a test harness) must
+  // not cut the final flush short, nor kill the process with the default action while the store
+  // and its connections are torn down: ignore them; the flush is bounded, SIGKILL still works.
+  signals.clear();
+  std::signal(SIGTERM, SIG_IGN);
+  std::signal(SIGINT, SIG_IGN);
   app->Shutdown();
   boing::log::Info("stopped");
   boing::log::Flush();
