@@ -21,6 +21,7 @@ import unittest
 import urllib.request
 
 AGENT = None
+SERVER = None
 PYTHON = "/usr/bin/python3"
 HERE = os.path.dirname(os.path.abspath(__file__))
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -64,13 +65,13 @@ def cgroup2_mount():
 class Fixture:
     """Servers in a scratch cgroup, one out-of-scope server, and the agent."""
 
-    def __init__(self):
+    def __init__(self, name="boing-test"):
         self.procs = []
         self.tmp = tempfile.mkdtemp(prefix="boing-bpf-test-")
         mnt = cgroup2_mount()
         if not mnt:
             skip_or_fail("no cgroup v2 mount")
-        self.cgroup = os.path.join(mnt, f"boing-test-{os.getpid()}")
+        self.cgroup = os.path.join(mnt, f"{name}-{os.getpid()}")
         os.makedirs(self.cgroup, exist_ok=True)
         self.agent = None
         self.agent_out = os.path.join(self.tmp, "events.jsonl")
@@ -91,10 +92,10 @@ class Fixture:
         self.procs.append(p)
         return p
 
-    def start_agent(self, extra=()):
+    def start_agent(self, extra=(), mode=("--stdout",)):
         with open(self.agent_out, "w") as out, open(self.agent_err, "w") as err:
             self.agent = subprocess.Popen(
-                [AGENT, "--stdout", "--cgroup", self.cgroup, *extra], stdout=out, stderr=err)
+                [AGENT, *mode, "--cgroup", self.cgroup, *extra], stdout=out, stderr=err)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.agent.poll() is not None:
@@ -330,12 +331,111 @@ http {{
         self.assert_each_once(self.app_port, [f"/reuse/{i}" for i in range(2)], lambda p: 200)
 
 
+class AgentToServerTest(unittest.TestCase):
+    """End to end: real capture of a Python http.server -> spool -> uplink -> a real boing-server
+    (SQLite), enrolled with a token from POST /api/agents; events read back through GET /api/logs
+    and the kernel's per-IP rate counters through the heartbeat in GET /api/agents."""
+
+    SECRET = "bpf-e2e-raw-bearer-"
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            skip_or_fail("needs root")
+        if not SERVER:
+            skip_or_fail("--server (boing-server binary) not given")
+        sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+        import harness
+        harness.BINARY = SERVER
+        cls.server = harness.Server().start()
+        cls.admin = cls.server.admin_token()
+        f = cls.f = Fixture("boing-e2e")
+        try:
+            www = os.path.join(f.tmp, "www")
+            os.makedirs(os.path.join(www, "e2e"))
+            for i in range(10):
+                if i % 3:
+                    with open(os.path.join(www, "e2e", f"{i}.html"), "w") as fh:
+                        fh.write("hello\n")
+            cls.port = free_port()
+            f.spawn([PYTHON, "-m", "http.server", "--bind", "127.0.0.1", str(cls.port)], cwd=www)
+            wait_port("127.0.0.1", cls.port)
+            et = cls.server.post("/api/agents", {"name": "bpf-e2e"}, cls.admin).json()[
+                "enrollment_token"]
+            f.start_agent(mode=("--server", f"http://127.0.0.1:{cls.server.port}",
+                                "--enroll-token", et, "--state-dir", os.path.join(f.tmp, "state"),
+                                "--batch-interval-ms", "200", "--heartbeat-interval", "1",
+                                "--no-tls"))
+        except BaseException:
+            f.close()
+            cls.server.kill()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.close()
+        cls.server.kill()
+        shutil.rmtree(cls.server.data_dir, ignore_errors=True)
+
+    def logs(self):
+        r = self.server.get("/api/logs?endpoint=/e2e/*&limit=1000", self.admin)
+        self.assertEqual(r.status, 200)
+        return r.json()["logs"]
+
+    def test_captured_requests_reach_the_server_once_with_rates_in_the_heartbeat(self):
+        n = 10
+        paths = [f"/e2e/{i}.html" for i in range(n)]  # files exist for i % 3 != 0
+        for i, p in enumerate(paths):
+            curl(f"http://127.0.0.1:{self.port}{p}", "-H",
+                 f"Authorization: Bearer {self.SECRET}{i % 2}")
+        deadline = time.time() + 30
+        logs = []
+        while time.time() < deadline and len(logs) < n:
+            time.sleep(0.5)
+            logs = self.logs()
+        by_path = {}
+        for e in logs:
+            by_path.setdefault(e["endpoint"], []).append(e)
+        for i, p in enumerate(paths):
+            got = by_path.get(p, [])
+            self.assertEqual(len(got), 1, f"{p} stored {len(got)} times")
+            e = got[0]
+            self.assertEqual(e["method"], "GET")
+            self.assertEqual(e["status_code"], 200 if i % 3 else 404)
+            self.assertEqual(e["client_ip"], "127.0.0.1")
+            self.assertEqual(e["server_port"], self.port)
+            self.assertEqual(len(e["identity"]), 32)
+        self.assertEqual(len({e["identity"] for e in logs}), 2, "two callers, two identities")
+        self.assertEqual(sorted(e["seq"] for e in logs), list(range(1, n + 1)))
+        self.assertFalse(self.SECRET in json.dumps(logs), "raw bearer token reached the server")
+        for root, _, files in os.walk(os.path.join(self.f.tmp, "state")):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as fh:
+                    self.assertFalse(self.SECRET.encode() in fh.read(),
+                                     "raw bearer token in the spool/state file " + name)
+
+        def rates():
+            agents = self.server.get("/api/agents", self.admin).json()["agents"]
+            return agents[0] if agents and agents[0].get("rates") else None
+        agent = None
+        deadline = time.time() + 15
+        while time.time() < deadline and not agent:
+            curl(f"http://127.0.0.1:{self.port}/e2e/rate")
+            time.sleep(0.2)
+            agent = rates()
+        self.assertIsNotNone(agent, "no heartbeat with kernel rate samples")
+        self.assertIn("127.0.0.1", {r["ip"] for r in agent["rates"]})
+        self.assertGreater(agent["counters"].get("kernel_events", 0), 0)
+
+
 def main():
-    global AGENT
+    global AGENT, SERVER
     parser = argparse.ArgumentParser()
     parser.add_argument("--agent", required=True)
+    parser.add_argument("--server")
     args, rest = parser.parse_known_args()
     AGENT = os.path.abspath(args.agent)
+    SERVER = os.path.abspath(args.server) if args.server else None
     unittest.main(argv=[sys.argv[0], "-v", *rest])
 
 
