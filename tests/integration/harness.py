@@ -71,7 +71,8 @@ class Response:
 class Server:
     """One boing-server process with its own data dir (and database for MariaDB)."""
 
-    def __init__(self, env=None, data_dir=None, db_name=None):
+    def __init__(self, env=None, data_dir=None, db_name=None, listen="127.0.0.1:0"):
+        self.listen = listen
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="boing-it-")
         self.env = dict(os.environ)
         self.env.update({"LOG_FILE": os.path.join(self.data_dir, "server.log"),
@@ -92,7 +93,7 @@ class Server:
     def start(self, timeout=20):
         self.stdout_lines = []
         self.proc = subprocess.Popen(
-            [BINARY, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir],
+            [BINARY, "--listen", self.listen, "--data-dir", self.data_dir],
             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         ready = threading.Event()
 
