@@ -279,6 +279,7 @@ int RunAgent(const AgentOptions& options) {
     uo.batch.max_events = options.batch_size;
     uo.batch.max_bytes = options.batch_bytes;
     uo.batch.interval = std::chrono::milliseconds(options.batch_interval_ms);
+    uo.max_in_flight = options.max_in_flight;
     uo.backoff_initial = std::chrono::milliseconds(options.backoff_initial_ms);
     uo.backoff_max = std::chrono::milliseconds(options.backoff_max_ms);
     uplink = std::make_unique<Uplink>(std::move(uo), cred, spool.get(), &metrics);

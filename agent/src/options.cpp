@@ -96,8 +96,8 @@ class ConfigReader {
     }
     if (auto n = root["uplink"]) {
       Keys(n, "uplink",
-           {"batch_size", "batch_bytes", "batch_interval_ms", "heartbeat_interval_s",
-            "backoff_initial_ms", "backoff_max_ms"});
+           {"batch_size", "batch_bytes", "batch_interval_ms", "max_in_flight",
+            "heartbeat_interval_s", "backoff_initial_ms", "backoff_max_ms"});
       if (auto v = n["batch_size"]) o_.batch_size = Uint(v, "uplink.batch_size", 1, 10000);
       if (auto v = n["batch_bytes"]) {
         o_.batch_bytes = Bytes(v, "uplink.batch_bytes");
@@ -105,6 +105,7 @@ class ConfigReader {
       }
       if (auto v = n["batch_interval_ms"])
         o_.batch_interval_ms = static_cast<int>(Uint(v, "uplink.batch_interval_ms", 1, 3600000));
+      if (auto v = n["max_in_flight"]) o_.max_in_flight = Uint(v, "uplink.max_in_flight", 1, 64);
       if (auto v = n["heartbeat_interval_s"])
         o_.heartbeat_interval_s =
             static_cast<int>(Uint(v, "uplink.heartbeat_interval_s", 1, 86400));
@@ -326,6 +327,7 @@ std::string AgentUsage() {
   --spool-max-bytes N   spool size bound, e.g. 256MiB (oldest segment dropped and counted)
   --batch-size N        events per batch (default 100)
   --batch-interval-ms N send a partial batch after N ms (default 1000)
+  --max-in-flight N     batches sent concurrently (default 4)
   --heartbeat-interval S  heartbeat with counters and per-IP rates every S seconds (default 30)
   --metrics-listen A:P  Prometheus self-metrics on a loopback address, e.g. 127.0.0.1:9464
   --header NAME         request header copied into events (repeatable; replaces the default list)
@@ -439,6 +441,9 @@ std::optional<AgentOptions> ParseAgentOptions(int argc, char** argv, std::string
     } else if (a == "--batch-interval-ms") {
       if (!number(1, 3600000, n)) return std::nullopt;
       o.batch_interval_ms = static_cast<int>(n);
+    } else if (a == "--max-in-flight") {
+      if (!number(1, 64, n)) return std::nullopt;
+      o.max_in_flight = n;
     } else if (a == "--heartbeat-interval") {
       if (!number(1, 86400, n)) return std::nullopt;
       o.heartbeat_interval_s = static_cast<int>(n);

@@ -301,20 +301,28 @@ bool Spool::Append(uint64_t seq, std::string_view payload, std::string* error) {
 
 bool Spool::Read(size_t max_records, size_t max_bytes, std::vector<SpoolRecord>& out,
                  std::string* error) {
+  return ReadAfter(0, max_records, max_bytes, out, error);
+}
+
+bool Spool::ReadAfter(uint64_t after, size_t max_records, size_t max_bytes,
+                      std::vector<SpoolRecord>& out, std::string* error) {
   std::lock_guard<std::mutex> lock(mu_);
   out.clear();
   if (options_.fsync == FsyncPolicy::kBatch && !SyncTail(error)) return false;
+  uint64_t from = std::max(after, acked_);
   size_t bytes = 0;
   for (const Segment& s : segments_) {
     if (out.size() >= max_records || (bytes >= max_bytes && !out.empty())) break;
-    if (PendingIn(s) == 0) continue;
+    if (PendingIn(s) == 0 || s.last_seq <= from) continue;
     int fd = open(s.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       *error = Errno("spool: cannot open " + s.path);
       return false;
     }
     uint64_t off = 0;
-    if (read_hint_seq_ == acked_ + 1 && read_hint_segment_ == s.first_seq) {
+    if (after_seq_ == from + 1 && after_segment_ == s.first_seq) {
+      off = after_offset_;
+    } else if (read_hint_seq_ == from + 1 && read_hint_segment_ == s.first_seq) {
       off = read_hint_offset_;
     }
     uint64_t seq = 0;
@@ -328,13 +336,13 @@ bool Spool::Read(size_t max_records, size_t max_bytes, std::vector<SpoolRecord>&
         *error = "spool: corrupt record in " + s.path + " at offset " + std::to_string(at);
         return false;
       }
-      if (seq <= acked_) continue;
-      if (out.empty()) {
+      if (seq <= from) continue;
+      if (out.empty() && from == acked_) {
         read_hint_seq_ = seq;
         read_hint_segment_ = s.first_seq;
         read_hint_offset_ = at;
       }
-      // Where the read after acknowledging this batch starts.
+      // Where the next read (after this batch) starts.
       after_seq_ = seq + 1;
       after_segment_ = s.first_seq;
       after_offset_ = off;

@@ -305,6 +305,7 @@ Uplink::Uplink(UplinkOptions options, Credentials credentials, Spool* spool, Age
       spool_(spool),
       metrics_(metrics) {
   options_.server = TrimSlash(options_.server);
+  options_.max_in_flight = std::clamp<size_t>(options_.max_in_flight, 1, 64);
   batch_limit_ = std::max<size_t>(1, options_.batch.max_events);
   // Whatever a previous run left in the spool is sent without waiting for the interval.
   if (spool_->stats().pending > 0) {
@@ -316,6 +317,7 @@ Uplink::Uplink(UplinkOptions options, Credentials credentials, Spool* spool, Age
 Uplink::~Uplink() { Stop(std::chrono::milliseconds(0)); }
 
 void Uplink::Start() {
+  for (size_t i = 0; i < options_.max_in_flight; ++i) workers_.emplace_back([this] { Worker(); });
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -327,6 +329,16 @@ void Uplink::Stop(std::chrono::milliseconds drain) {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    abort_ = true;
+  }
+  work_cv_.notify_all();
+  cv_.notify_all();
+  for (std::thread& w : workers_)
+    if (w.joinable()) w.join();
+  workers_.clear();
+  AckCompleted();  // batches that got through while the dispatcher was leaving
 }
 
 void Uplink::Notify() {
@@ -365,25 +377,22 @@ void Uplink::SendHeartbeat(HttpClient& http) {
   }
 }
 
-bool Uplink::SendBatch(HttpClient& http) {
-  std::vector<SpoolRecord> records;
-  std::string error;
-  if (!spool_->Read(batch_limit_, options_.batch.max_bytes, records, &error)) {
-    std::fprintf(stderr, "boing-agent: %s\n", error.c_str());
-    ++metrics_->uplink_errors;
-    return false;
-  }
-  if (records.empty()) return true;
-  std::string body = Gzip(BatchBody(records));
+bool Uplink::SendRecords(HttpClient& http, const SpoolRecord* records, size_t n) {
+  std::vector<SpoolRecord> view(records, records + n);
+  std::string body = Gzip(BatchBody(view));
   HttpResult r =
       http.Post(options_.server + "/api/ingest/batch", body, credentials_.agent_token, true);
-  BatchOutcome o = ClassifyBatchAnswer(r, records.size());
+  BatchOutcome o = ClassifyBatchAnswer(r, n);
   switch (o.kind) {
-    case BatchOutcome::Kind::kSplit:
-      batch_limit_ = std::max<size_t>(1, records.size() / 2);
+    case BatchOutcome::Kind::kSplit: {
+      size_t half = n / 2;
+      size_t limit = batch_limit_.load();
+      while (half < limit && !batch_limit_.compare_exchange_weak(limit, half)) {
+      }
       std::fprintf(stderr, "boing-agent: server refused a batch of %zu (%s): batches of %zu now\n",
-                   records.size(), o.detail.c_str(), batch_limit_);
-      return true;
+                   n, o.detail.c_str(), half);
+      return SendRecords(http, records, half) && SendRecords(http, records + half, n - half);
+    }
     case BatchOutcome::Kind::kRetry:
       ++metrics_->uplink_errors;
       if (r.status == 401 || r.status == 403)
@@ -392,11 +401,6 @@ bool Uplink::SendBatch(HttpClient& http) {
     case BatchOutcome::Kind::kPoison:
     case BatchOutcome::Kind::kAcked:
       break;
-  }
-  if (!spool_->Ack(records.back().seq, &error)) {
-    std::fprintf(stderr, "boing-agent: %s\n", error.c_str());
-    ++metrics_->uplink_errors;
-    return false;
   }
   metrics_->sent += o.accepted;
   metrics_->duplicates += o.duplicates;
@@ -409,14 +413,61 @@ bool Uplink::SendBatch(HttpClient& http) {
   return true;
 }
 
-void Uplink::Run() {
+void Uplink::Worker() {
   HttpClient http(options_.http);
   Backoff backoff(options_.backoff_initial, options_.backoff_max);
-  Clock::time_point retry_at{};
   for (;;) {
-    bool stopping, hb;
+    std::shared_ptr<Job> job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      work_cv_.wait(lock, [this] { return abort_ || !queue_.empty(); });
+      if (abort_) return;
+      job = queue_.front();
+      queue_.pop_front();
+    }
+    while (!SendRecords(http, job->records.data(), job->records.size())) {
+      std::unique_lock<std::mutex> lock(mu_);
+      ++failing_;
+      // Retrying while stopping only makes sense inside the drain time.
+      auto until = Clock::now() + backoff.Next();
+      if (stop_) until = std::min(until, drain_until_);
+      cv_.wait_until(lock, until, [this] { return abort_; });
+      --failing_;
+      if (abort_ || (stop_ && Clock::now() >= drain_until_)) return;  // the spool keeps it
+    }
+    backoff.Reset();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job->done = true;
+    }
+    cv_.notify_all();
+  }
+}
+
+void Uplink::AckCompleted() {
+  uint64_t ack = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (!in_flight_.empty() && in_flight_.front()->done) {
+      ack = in_flight_.front()->records.back().seq;
+      in_flight_.pop_front();
+    }
+  }
+  std::string error;
+  if (ack && !spool_->Ack(ack, &error)) {
+    // The batches were delivered; a failed ack file only means they are sent again (duplicates).
+    std::fprintf(stderr, "boing-agent: %s\n", error.c_str());
+  }
+}
+
+void Uplink::Run() {
+  HttpClient http(options_.http);
+  for (;;) {
+    bool stopping, hb, have_oldest;
     Clock::time_point oldest, drain_until;
-    bool have_oldest;
+    size_t in_flight;
+    int failing;
+    AckCompleted();
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopping = stop_;
@@ -425,13 +476,18 @@ void Uplink::Run() {
       oldest = oldest_;
       have_oldest = have_oldest_;
       notified_ = false;
+      in_flight = in_flight_.size();
+      failing = failing_;
     }
     Clock::time_point now = Clock::now();
     if (stopping && now >= drain_until) return;
     if (hb) SendHeartbeat(http);
 
-    SpoolStats st = spool_->stats();
-    if (st.pending > 0 && !have_oldest) {
+    uint64_t acked = spool_->stats().acked_seq;
+    uint64_t last = spool_->NextSeq() - 1;
+    uint64_t base = std::max(dispatched_, acked);
+    uint64_t waiting = last > base ? last - base : 0;  // appended, not yet handed to a worker
+    if (waiting > 0 && !have_oldest) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!have_oldest_) {
         have_oldest_ = true;
@@ -440,40 +496,48 @@ void Uplink::Run() {
       have_oldest = true;
       oldest = oldest_;
     }
-    auto age = have_oldest
-                   ? (oldest == Clock::time_point::min()
-                          ? std::chrono::milliseconds::max()
-                          : std::chrono::duration_cast<std::chrono::milliseconds>(now - oldest))
-                   : std::chrono::milliseconds(0);
-    Clock::time_point wake = now + std::chrono::milliseconds(1000);
-    if (st.pending > 0 && now >= retry_at &&
-        (stopping || options_.batch.ShouldSend(st.pending, 0, age) || st.pending >= batch_limit_)) {
-      if (SendBatch(http)) {
-        backoff.Reset();
-        if (spool_->stats().pending == 0) {
+    if (stopping && waiting == 0 && in_flight == 0) return;
+    auto age = !have_oldest ? std::chrono::milliseconds(0)
+               : oldest == Clock::time_point::min()
+                   ? std::chrono::milliseconds::max()
+                   : std::chrono::duration_cast<std::chrono::milliseconds>(now - oldest);
+    // While a batch is failing, nothing new goes out: the failing one probes the server.
+    bool dispatched = false, read_failed = false;
+    if (waiting > 0 && failing == 0 && in_flight < options_.max_in_flight &&
+        (stopping || options_.batch.ShouldSend(waiting, 0, age) || waiting >= batch_limit_)) {
+      auto job = std::make_shared<Job>();
+      std::string error;
+      if (!spool_->ReadAfter(base, batch_limit_, options_.batch.max_bytes, job->records, &error)) {
+        std::fprintf(stderr, "boing-agent: %s\n", error.c_str());
+        ++metrics_->uplink_errors;
+        read_failed = true;
+      } else if (!job->records.empty()) {
+        dispatched_ = job->records.back().seq;
+        {
           std::lock_guard<std::mutex> lock(mu_);
-          have_oldest_ = false;
+          in_flight_.push_back(job);
+          queue_.push_back(job);
+          if (spool_->NextSeq() - 1 <= dispatched_) have_oldest_ = false;
         }
-        continue;
-      }
-      retry_at = Clock::now() + backoff.Next();
-      if (stopping) return;  // no retries while shutting down: the spool keeps the events
-    }
-    if (stopping) {
-      // Draining: wait out a backoff only if it ends before the drain deadline.
-      if (st.pending == 0 || retry_at >= drain_until) return;
-      std::this_thread::sleep_until(std::min(retry_at, drain_until));
-      continue;
-    }
-    if (st.pending > 0) {
-      if (now < retry_at) {
-        wake = std::min(wake, retry_at);
-      } else if (have_oldest && oldest != Clock::time_point::min()) {
-        wake = std::min(wake, oldest + options_.batch.interval);
+        work_cv_.notify_one();
+        dispatched = true;
+      } else {
+        dispatched_ = last;  // only dropped records were left
       }
     }
+    if (dispatched) continue;
+    Clock::time_point wake = now + std::chrono::milliseconds(1000);
+    // Waking for the interval only helps when a batch could go out; otherwise a finished
+    // batch (or a notification) wakes us.
+    bool can_dispatch = failing == 0 && in_flight < options_.max_in_flight && !read_failed;
+    if (can_dispatch && waiting > 0 && have_oldest && oldest != Clock::time_point::min())
+      wake = std::min(wake, oldest + options_.batch.interval);
+    if (stopping) wake = std::min(wake, drain_until);
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_until(lock, wake, [this] { return stop_ || !heartbeat_.empty() || notified_; });
+    cv_.wait_until(lock, wake, [this, stopping] {
+      return (stop_ && !stopping) || !heartbeat_.empty() || notified_ ||
+             (!in_flight_.empty() && in_flight_.front()->done);
+    });
   }
 }
 

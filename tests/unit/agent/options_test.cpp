@@ -61,6 +61,7 @@ uplink:
   batch_size: 50
   batch_bytes: 512KiB
   batch_interval_ms: 250
+  max_in_flight: 2
   heartbeat_interval_s: 5
   backoff_initial_ms: 100
   backoff_max_ms: 2000
@@ -97,6 +98,7 @@ TEST_F(OptionsTest, FullFileLoadsEveryField) {
   EXPECT_EQ(o.batch_size, 50u);
   EXPECT_EQ(o.batch_bytes, 512u << 10);
   EXPECT_EQ(o.batch_interval_ms, 250);
+  EXPECT_EQ(o.max_in_flight, 2u);
   EXPECT_EQ(o.heartbeat_interval_s, 5);
   EXPECT_EQ(o.backoff_initial_ms, 100);
   EXPECT_EQ(o.backoff_max_ms, 2000);
@@ -121,7 +123,8 @@ TEST_F(OptionsTest, ErrorsNameFileLineAndField) {
   EXPECT_EQ(ErrorOf("server:\n  url: http://x\nuplink:\n  batch_sise: 5\n"),
             path_ +
                 ":4: uplink.batch_sise: unknown field (expected one of: batch_size, batch_bytes, "
-                "batch_interval_ms, heartbeat_interval_s, backoff_initial_ms, backoff_max_ms)");
+                "batch_interval_ms, max_in_flight, heartbeat_interval_s, backoff_initial_ms, "
+                "backoff_max_ms)");
   EXPECT_EQ(ErrorOf("spool:\n  fsync: sometimes\n"),
             path_ + ":2: spool.fsync: must be batch, always or never, got sometimes");
   EXPECT_EQ(ErrorOf("trusted_proxies:\n  - 10.0.0.0/8\n  - not-an-ip\n"),

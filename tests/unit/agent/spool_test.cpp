@@ -87,6 +87,28 @@ TEST_F(SpoolTest, ReadsInSeqOrderAndOnlyAckRemoves) {
   EXPECT_EQ(s->stats().pending, 4u);
 }
 
+TEST_F(SpoolTest, ReadAfterSkipsRecordsAlreadyInFlight) {
+  opts_.max_bytes = 1 << 20;
+  opts_.segment_bytes = 1024;  // several segments
+  auto s = Open();
+  AppendN(*s, 100);
+  std::vector<SpoolRecord> recs;
+  std::string error;
+  uint64_t after = 0;
+  std::vector<uint64_t> got;
+  while (true) {
+    ASSERT_TRUE(s->ReadAfter(after, 7, 1 << 20, recs, &error)) << error;
+    if (recs.empty()) break;
+    for (const auto& r : recs) got.push_back(r.seq);
+    after = recs.back().seq;
+  }
+  EXPECT_EQ(got, Range(1, 100));
+  ASSERT_TRUE(s->Ack(50, &error));
+  ASSERT_TRUE(s->ReadAfter(10, 5, 1 << 20, recs, &error));
+  ASSERT_EQ(recs.size(), 5u);
+  EXPECT_EQ(recs[0].seq, 51u) << "acknowledged records are never read again";
+}
+
 TEST_F(SpoolTest, ReadHonoursByteLimitButReturnsAtLeastOne) {
   auto s = Open();
   AppendN(*s, 5, 100);

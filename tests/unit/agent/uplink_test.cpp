@@ -180,17 +180,23 @@ class FakeIngestServer {
   ~FakeIngestServer() {
     stop_ = true;
     thread_.join();
+    for (std::thread& t : connections_) t.join();
     close(fd_);
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // Every seq received, sorted.
   std::vector<int64_t> seqs() {
     std::lock_guard<std::mutex> l(mu_);
-    return seqs_;
+    std::vector<int64_t> all;
+    for (const auto& b : batches_) all.insert(all.end(), b.begin(), b.end());
+    std::sort(all.begin(), all.end());
+    return all;
   }
-  std::vector<size_t> batch_sizes() {
+  std::vector<std::vector<int64_t>> batches() {
     std::lock_guard<std::mutex> l(mu_);
-    return batch_sizes_;
+    return batches_;
   }
+  int max_concurrent() const { return max_concurrent_; }
   int requests() const { return requests_; }
 
  private:
@@ -200,8 +206,10 @@ class FakeIngestServer {
       if (poll(&p, 1, 50) <= 0) continue;
       int c = accept(fd_, nullptr, nullptr);
       if (c < 0) continue;
-      Serve(c);
-      close(c);
+      connections_.emplace_back([this, c] {
+        Serve(c);
+        close(c);
+      });
     }
   }
   void Serve(int c) {
@@ -238,14 +246,21 @@ class FakeIngestServer {
           --failures_;
           status = "503 Service Unavailable";
         } else {
+          int now = ++concurrent_;
+          for (int m = max_concurrent_;
+               now > m && !max_concurrent_.compare_exchange_weak(m, now);) {
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a commit takes time
+          --concurrent_;
           Json items = Json::parse(Gunzip(body));
           Json results = Json::array();
-          std::lock_guard<std::mutex> l(mu_);
-          batch_sizes_.push_back(items.size());
+          std::vector<int64_t> batch;
           for (size_t i = 0; i < items.size(); ++i) {
-            seqs_.push_back(items[i]["seq"].get<int64_t>());
+            batch.push_back(items[i]["seq"].get<int64_t>());
             results.push_back({{"index", i}, {"status", "accepted"}});
           }
+          std::lock_guard<std::mutex> l(mu_);
+          batches_.push_back(std::move(batch));
           answer = Json{{"results", results}}.dump();
         }
       }
@@ -260,10 +275,12 @@ class FakeIngestServer {
   std::atomic<int> failures_;
   std::atomic<int> requests_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<int> concurrent_{0};
+  std::atomic<int> max_concurrent_{0};
   std::mutex mu_;
-  std::vector<int64_t> seqs_;
-  std::vector<size_t> batch_sizes_;
+  std::vector<std::vector<int64_t>> batches_;
   std::thread thread_;
+  std::vector<std::thread> connections_;
 };
 
 class UplinkWithFakeServerTest : public TempDir {
@@ -310,10 +327,55 @@ TEST_F(UplinkWithFakeServerTest, RetriesWithBackoffAndDeliversEverythingInOrderO
   up.Stop(0ms);
   std::vector<int64_t> expected;
   for (int64_t i = 1; i <= 250; ++i) expected.push_back(i);
-  EXPECT_EQ(server.seqs(), expected);
-  for (size_t n : server.batch_sizes()) EXPECT_LE(n, 100u);
+  EXPECT_EQ(server.seqs(), expected) << "every event once";
+  for (const auto& b : server.batches()) {
+    EXPECT_LE(b.size(), 100u);
+    for (size_t i = 1; i < b.size(); ++i) EXPECT_EQ(b[i], b[i - 1] + 1) << "a batch is in order";
+  }
   EXPECT_EQ(metrics.uplink_errors.load(), 2u);
   EXPECT_EQ(metrics.sent.load(), 250u);
+  EXPECT_EQ(spool->stats().acked_seq, 250u);
+}
+
+TEST_F(UplinkWithFakeServerTest, SeveralBatchesInFlightAndTheSpoolAckedInOrder) {
+  FakeIngestServer server(0);
+  auto spool = OpenSpool();
+  AgentMetrics metrics;
+  UplinkOptions o;
+  o.server = server.url();
+  o.batch = BatchPolicy{10, 1 << 20, 10ms};
+  o.max_in_flight = 4;
+  Uplink up(o, Credentials{o.server, "ag", "tok", std::string(32, 'k')}, spool.get(), &metrics);
+  Append(*spool, 400);
+  up.Start();
+  up.Notify();
+  ASSERT_TRUE(WaitFor([&] { return spool->stats().pending == 0; }, 10s));
+  up.Stop(0ms);
+  EXPECT_EQ(server.seqs().size(), 400u);
+  EXPECT_EQ(server.batches().size(), 40u);
+  EXPECT_GE(server.max_concurrent(), 2) << "batches were sent one at a time";
+  EXPECT_EQ(spool->stats().acked_seq, 400u);
+}
+
+TEST_F(UplinkWithFakeServerTest, OneInFlightKeepsBatchesSequential) {
+  FakeIngestServer server(0);
+  auto spool = OpenSpool();
+  AgentMetrics metrics;
+  UplinkOptions o;
+  o.server = server.url();
+  o.batch = BatchPolicy{10, 1 << 20, 10ms};
+  o.max_in_flight = 1;
+  Uplink up(o, Credentials{o.server, "ag", "tok", std::string(32, 'k')}, spool.get(), &metrics);
+  Append(*spool, 100);
+  up.Start();
+  up.Notify();
+  ASSERT_TRUE(WaitFor([&] { return spool->stats().pending == 0; }, 10s));
+  up.Stop(0ms);
+  EXPECT_EQ(server.max_concurrent(), 1);
+  auto batches = server.batches();
+  ASSERT_EQ(batches.size(), 10u);
+  for (size_t i = 1; i < batches.size(); ++i)
+    EXPECT_EQ(batches[i].front(), batches[i - 1].back() + 1);
 }
 
 TEST_F(UplinkWithFakeServerTest, APartialBatchWaitsForTheInterval) {
@@ -332,7 +394,8 @@ TEST_F(UplinkWithFakeServerTest, APartialBatchWaitsForTheInterval) {
   EXPECT_TRUE(server.seqs().empty()) << "3 events of 100 are sent only after the interval";
   ASSERT_TRUE(WaitFor([&] { return server.seqs().size() == 3; }, 5s));
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 400ms);
-  EXPECT_EQ(server.batch_sizes(), std::vector<size_t>{3});
+  ASSERT_EQ(server.batches().size(), 1u);
+  EXPECT_EQ(server.batches()[0].size(), 3u);
   up.Stop(0ms);
 }
 

@@ -38,6 +38,7 @@ struct AgentOptions {
   size_t batch_size = 100;
   size_t batch_bytes = 1 << 20;
   int batch_interval_ms = 1000;
+  size_t max_in_flight = 4;
   int heartbeat_interval_s = 30;
   int http_timeout_ms = 10000;
   int backoff_initial_ms = 500;

@@ -76,6 +76,10 @@ class Spool {
   // seq order. Does not consume them.
   bool Read(size_t max_records, size_t max_bytes, std::vector<SpoolRecord>& out,
             std::string* error);
+  // The same for the unacknowledged records with seq > `after` (batches already in flight are
+  // skipped).
+  bool ReadAfter(uint64_t after, size_t max_records, size_t max_bytes,
+                 std::vector<SpoolRecord>& out, std::string* error);
   // Everything with seq <= `seq` was acknowledged: deletes segments that hold nothing else.
   bool Ack(uint64_t seq, std::string* error);
   SpoolStats stats() const;

@@ -15,6 +15,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
@@ -140,6 +142,9 @@ struct UplinkOptions {
   std::string server;  // base URL, e.g. http://127.0.0.1:8080
   HttpClientOptions http;
   BatchPolicy batch;
+  // Batches sent concurrently (one connection each). Acknowledgements reach the spool in seq
+  // order: a batch is acked once every batch before it was.
+  size_t max_in_flight = 4;
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{30000};
 };
@@ -150,7 +155,7 @@ class Uplink {
   ~Uplink();
 
   void Start();
-  // Sends what the spool holds for up to `drain` (0: not at all), then stops the thread.
+  // Sends what the spool holds for up to `drain` (0: not at all), then stops the threads.
   void Stop(std::chrono::milliseconds drain);
   // Called after appending to the spool.
   void Notify();
@@ -158,25 +163,39 @@ class Uplink {
   void QueueHeartbeat(std::string body);
 
  private:
-  void Run();
-  bool SendBatch(HttpClient& http);  // true when the spool moved forward
+  struct Job {
+    std::vector<SpoolRecord> records;
+    bool done = false;
+  };
+  void Run();     // dispatcher: heartbeats, reads batches, acks the completed prefix
+  void Worker();  // sends batches, retrying each with backoff until it is through
+  // Sends `n` records from `records`; splits on 400/413. False on a retryable failure.
+  bool SendRecords(HttpClient& http, const SpoolRecord* records, size_t n);
   void SendHeartbeat(HttpClient& http);
+  void AckCompleted();
 
   UplinkOptions options_;
   Credentials credentials_;
   Spool* spool_;
   AgentMetrics* metrics_;
   std::thread thread_;
+  std::vector<std::thread> workers_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;       // dispatcher wake-ups
+  std::condition_variable work_cv_;  // workers: a job, or abort
   bool stop_ = false;
+  bool abort_ = false;  // past the drain deadline: workers give up
   bool notified_ = false;
   std::chrono::steady_clock::time_point drain_until_{};
   std::string heartbeat_;
-  // Time the oldest unsent event was appended (steady clock); min() when unknown (replayed).
+  // Time the oldest undispatched event was appended (steady clock); min() for a backlog.
   std::chrono::steady_clock::time_point oldest_{};
   bool have_oldest_ = false;
-  size_t batch_limit_ = 0;  // current max events per batch (halved on 400/413)
+  std::deque<std::shared_ptr<Job>> in_flight_;  // dispatch (= seq) order
+  std::deque<std::shared_ptr<Job>> queue_;      // not yet taken by a worker
+  uint64_t dispatched_ = 0;                     // highest seq handed out
+  int failing_ = 0;                             // workers waiting to retry
+  std::atomic<size_t> batch_limit_{0};          // max events per batch (halved on 400/413)
 };
 
 }  // namespace boing::agent
