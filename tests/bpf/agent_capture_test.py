@@ -347,8 +347,11 @@ class AgentToServerTest(unittest.TestCase):
         sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
         import harness
         harness.BINARY = SERVER
-        cls.server = harness.Server().start()
+        cls.harness = harness
+        cls.server_port = free_port()
+        cls.server = harness.Server(listen=f"127.0.0.1:{cls.server_port}").start()
         cls.admin = cls.server.admin_token()
+        cls.metrics_port = free_port()
         f = cls.f = Fixture("boing-e2e")
         try:
             www = os.path.join(f.tmp, "www")
@@ -362,10 +365,11 @@ class AgentToServerTest(unittest.TestCase):
             wait_port("127.0.0.1", cls.port)
             et = cls.server.post("/api/agents", {"name": "bpf-e2e"}, cls.admin).json()[
                 "enrollment_token"]
-            f.start_agent(mode=("--server", f"http://127.0.0.1:{cls.server.port}",
-                                "--enroll-token", et, "--state-dir", os.path.join(f.tmp, "state"),
-                                "--batch-interval-ms", "200", "--heartbeat-interval", "1",
-                                "--no-tls"))
+            cls.agent_mode = ("--server", f"http://127.0.0.1:{cls.server_port}",
+                              "--enroll-token", et, "--state-dir", os.path.join(f.tmp, "state"),
+                              "--batch-interval-ms", "200", "--heartbeat-interval", "1",
+                              "--metrics-listen", f"127.0.0.1:{cls.metrics_port}", "--no-tls")
+            f.start_agent(mode=cls.agent_mode)
         except BaseException:
             f.close()
             cls.server.kill()
@@ -377,10 +381,61 @@ class AgentToServerTest(unittest.TestCase):
         cls.server.kill()
         shutil.rmtree(cls.server.data_dir, ignore_errors=True)
 
-    def logs(self):
-        r = self.server.get("/api/logs?endpoint=/e2e/*&limit=1000", self.admin)
+    def logs(self, prefix="/e2e/"):
+        r = self.server.get(f"/api/logs?endpoint={prefix}*&limit=1000", self.admin)
         self.assertEqual(r.status, 200)
         return r.json()["logs"]
+
+    def metric(self, name):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                        timeout=2) as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith(name + " "):
+                        return float(line.split()[1])
+        except OSError:
+            pass
+        return None
+
+    def wait_metric(self, name, value, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.metric(name) == value:
+                return
+            time.sleep(0.2)
+        self.fail(f"{name} did not reach {value} (last {self.metric(name)})")
+
+    def test_outage_with_the_agent_sigkilled_loses_nothing(self):
+        """The server stops; requests keep coming and are spooled; the agent is SIGKILLed during
+        the outage; server and agent restart: every request arrives once, seq in request order."""
+        self.wait_metric("boing_agent_spool_pending_events", 0)
+        self.server.stop()
+        before = [f"/outage/before/{i}" for i in range(15)]
+        for p in before:
+            curl(f"http://127.0.0.1:{self.port}{p}")
+        self.wait_metric("boing_agent_spool_pending_events", 15)
+        time.sleep(2)  # a while down, the uplink backing off
+        self.f.agent.kill()
+        self.f.agent.wait()
+        type(self).server = self.harness.Server(data_dir=self.server.data_dir,
+                                                listen=f"127.0.0.1:{self.server_port}").start()
+        type(self).admin = self.server.login("admin1")
+        self.f.start_agent(mode=self.agent_mode)
+        self.assertIn("15 events waiting", self.f.agent_stderr())
+        after = [f"/outage/after/{i}" for i in range(5)]
+        for p in after:
+            curl(f"http://127.0.0.1:{self.port}{p}")
+        deadline = time.time() + 30
+        logs = []
+        while time.time() < deadline and len(logs) < 20:
+            time.sleep(0.5)
+            logs = self.logs("/outage/")
+        time.sleep(1)  # a resent copy would show up now
+        logs = self.logs("/outage/")
+        got = [e["endpoint"] for e in sorted(logs, key=lambda e: e["seq"])]
+        self.assertEqual(got, before + after, "each request once, seq in request order")
+        seqs = sorted(e["seq"] for e in logs)
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + 20)), "no gap in seq")
 
     def test_captured_requests_reach_the_server_once_with_rates_in_the_heartbeat(self):
         n = 10
