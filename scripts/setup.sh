@@ -12,6 +12,8 @@ PACKAGES=(
   libssl-dev libargon2-dev zlib1g-dev libgtest-dev libgmock-dev
   # the eBPF sensor (boing-agent)
   clang libbpf-dev bpftool libelf-dev linux-libc-dev
+  # boing-agent's uplink and configuration
+  libcurl4-openssl-dev libyaml-cpp-dev
   # services and clients used by the main job and the tests
   mariadb-server mariadb-client sqlite3 openssl curl procps nginx-light nodejs
   # Debian's Python modules for the integration tests (run with /usr/bin/python3)

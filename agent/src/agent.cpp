@@ -1,6 +1,7 @@
 #include "boing/agent/agent.h"
 
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -9,13 +10,20 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <set>
+#include <thread>
+#include <unordered_map>
 
+#include "boing/agent/metrics.h"
+#include "boing/agent/spool.h"
 #include "boing/agent/tls_discovery.h"
+#include "boing/agent/tracker.h"
+#include "boing/agent/uplink.h"
 #include "boing/event.h"
 
 namespace boing::agent {
@@ -24,14 +32,6 @@ namespace {
 std::atomic<bool> g_stop{false};
 
 void OnSignal(int) { g_stop.store(true); }
-
-bool ParseUint(const std::string& s, uint64_t max, uint64_t& out) {
-  if (s.empty() || s.size() > 20) return false;
-  for (char c : s)
-    if (c < '0' || c > '9') return false;
-  out = std::stoull(s);
-  return out <= max;
-}
 
 std::string RandomHex(size_t bytes) {
   std::string raw(bytes, '\0');
@@ -56,172 +56,88 @@ uint64_t MonotonicNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-std::string CgroupV2Mount() {
-  std::ifstream f("/proc/self/mounts");
-  std::string dev, mnt, type, rest;
-  while (f >> dev >> mnt >> type && std::getline(f, rest)) {
-    if (type == "cgroup2") return mnt;
-  }
-  return {};
-}
-
 void LogErr(const std::string& msg) { std::fprintf(stderr, "boing-agent: %s\n", msg.c_str()); }
 
-}  // namespace
-
-std::string AgentUsage() {
-  return R"(usage: boing-agent [options]
-  --stdout              write one JSON event per line to stdout (no uplink)
-  --check               print what the kernel offers (BTF, tracepoints, uprobes, ring buffer)
-                        and the TLS libraries found, then exit (0 when capture can start)
-  --pid N               capture only process N and its children (repeatable)
-  --exclude-pid N       capture everything except process N (repeatable)
-  --cgroup PATH         capture only processes in this cgroup v2 directory (repeatable)
-  --exclude-cgroup PATH
-  --port N              capture only TCP connections with local or remote port N (repeatable)
-  --exclude-port N
-  --max-payload N       bytes copied per read/write in the kernel (default 4096, max 8192)
-  --payload-excerpt N   request body bytes kept in the event's payload (default 1024)
-  --ringbuf-bytes N     ring buffer size, a power of two (default 8388608)
-  --trusted-proxy CIDR  take the client IP from X-Forwarded-For/Forwarded behind it (repeatable)
-  --no-tls              do not attach OpenSSL uprobes
-  --no-rate-counters    do not keep per-IP request counters in the kernel
-  --stats-interval S    print counters to stderr every S seconds
-  --duration S          exit after S seconds
-)";
+// Sleeps up to `d`, waking early when a signal asks to stop.
+void SleepUnlessStopped(std::chrono::milliseconds d) {
+  auto until = std::chrono::steady_clock::now() + d;
+  while (!g_stop.load() && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
 }
 
-std::optional<uint64_t> CgroupIdOf(const std::string& path, std::string* resolved) {
-  std::vector<std::string> candidates;
-  if (!path.empty() && path[0] == '/') candidates.push_back(path);
-  std::string v2 = CgroupV2Mount();
-  if (!v2.empty()) candidates.push_back(v2 + (path.empty() || path[0] != '/' ? "/" : "") + path);
-  for (const std::string& c : candidates) {
-    struct stat st {};
-    if (stat(c.c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
-        access((c + "/cgroup.procs").c_str(), F_OK) == 0) {
-      *resolved = c;
-      return static_cast<uint64_t>(st.st_ino);
-    }
+// The enrolment credentials: from the state directory, or by enrolling once with the token.
+bool ObtainCredentials(const AgentOptions& o, const std::string& host, Credentials& out) {
+  std::string error;
+  if (LoadCredentials(o.state_dir, out, &error)) {
+    if (out.server != o.server)
+      LogErr("enrolled at " + out.server + "; sending to " + o.server + " as configured");
+    LogErr("agent " + out.agent_id + " (credentials from " + o.state_dir + "/agent.json)");
+    return true;
   }
-  return std::nullopt;
-}
-
-std::optional<AgentOptions> ParseAgentOptions(int argc, char** argv, std::string* error) {
-  AgentOptions o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](std::string* out) {
-      if (i + 1 >= argc) {
-        *error = a + " needs a value";
+  if (!error.empty()) {
+    LogErr(error);
+    return false;
+  }
+  if (o.enroll_token.empty()) {
+    LogErr("not enrolled yet: pass --enroll-token TOKEN (or server.enroll_token) once");
+    return false;
+  }
+  HttpClient http(HttpClientOptions{o.ca_file, o.http_timeout_ms, 3000});
+  Backoff backoff(std::chrono::milliseconds(1000), std::chrono::milliseconds(30000));
+  while (!g_stop.load()) {
+    bool fatal = false;
+    if (Enroll(http, o.server, o.enroll_token, host, out, &error, &fatal)) {
+      if (!SaveCredentials(o.state_dir, out, &error)) {
+        LogErr(error);
         return false;
       }
-      *out = argv[++i];
+      LogErr("enrolled as agent " + out.agent_id + " (credentials in " + o.state_dir +
+             "/agent.json)");
       return true;
-    };
-    std::string v;
-    uint64_t n = 0;
-    if (a == "--help" || a == "-h") {
-      *error = AgentUsage();
-      return std::nullopt;
-    } else if (a == "--stdout") {
-      o.to_stdout = true;
-    } else if (a == "--check") {
-      o.check = true;
-    } else if (a == "--no-tls") {
-      o.tls = false;
-    } else if (a == "--no-rate-counters") {
-      o.sensor.rate_counters = false;
-    } else if (a == "--pid" || a == "--exclude-pid") {
-      if (!value(&v)) return std::nullopt;
-      if (!ParseUint(v, 0x7fffffff, n) || n == 0) {
-        *error = a + ": not a process id: " + v;
-        return std::nullopt;
-      }
-      o.sensor.pids.push_back(static_cast<uint32_t>(n));
-      bool exclude = a == "--exclude-pid";
-      if (o.sensor.pids.size() > 1 && exclude != o.sensor.exclude_pids) {
-        *error = "--pid and --exclude-pid cannot be mixed";
-        return std::nullopt;
-      }
-      o.sensor.exclude_pids = exclude;
-    } else if (a == "--cgroup" || a == "--exclude-cgroup") {
-      if (!value(&v)) return std::nullopt;
-      std::string resolved;
-      auto id = CgroupIdOf(v, &resolved);
-      if (!id) {
-        *error = a + ": no cgroup v2 directory at " + v +
-                 " (cgroup2 mount: " + (CgroupV2Mount().empty() ? "none" : CgroupV2Mount()) + ")";
-        return std::nullopt;
-      }
-      bool exclude = a == "--exclude-cgroup";
-      if (!o.sensor.cgroup_ids.empty() && exclude != o.sensor.exclude_cgroups) {
-        *error = "--cgroup and --exclude-cgroup cannot be mixed";
-        return std::nullopt;
-      }
-      o.sensor.cgroup_ids.push_back(*id);
-      o.sensor.exclude_cgroups = exclude;
-      if (!exclude) o.cgroup_dirs.push_back(resolved);
-    } else if (a == "--port" || a == "--exclude-port") {
-      if (!value(&v)) return std::nullopt;
-      if (!ParseUint(v, 65535, n) || n == 0) {
-        *error = a + ": not a port: " + v;
-        return std::nullopt;
-      }
-      bool exclude = a == "--exclude-port";
-      if (!o.sensor.ports.empty() && exclude != o.sensor.exclude_ports) {
-        *error = "--port and --exclude-port cannot be mixed";
-        return std::nullopt;
-      }
-      o.sensor.ports.push_back(static_cast<uint16_t>(n));
-      o.sensor.exclude_ports = exclude;
-    } else if (a == "--max-payload") {
-      if (!value(&v)) return std::nullopt;
-      if (!ParseUint(v, 8192, n)) {
-        *error = "--max-payload: must be 0..8192, got " + v;
-        return std::nullopt;
-      }
-      o.sensor.max_payload = static_cast<uint32_t>(n);
-    } else if (a == "--payload-excerpt") {
-      if (!value(&v)) return std::nullopt;
-      if (!ParseUint(v, 8192, n)) {
-        *error = "--payload-excerpt: must be 0..8192, got " + v;
-        return std::nullopt;
-      }
-      o.payload_excerpt = n;
-    } else if (a == "--ringbuf-bytes") {
-      if (!value(&v)) return std::nullopt;
-      if (!ParseUint(v, 1u << 30, n) || n == 0 || (n & (n - 1))) {
-        *error = "--ringbuf-bytes: must be a power of two up to 1 GiB, got " + v;
-        return std::nullopt;
-      }
-      o.sensor.ringbuf_bytes = static_cast<uint32_t>(n);
-    } else if (a == "--trusted-proxy") {
-      if (!value(&v)) return std::nullopt;
-      Cidr c;
-      if (!Cidr::Parse(v, c)) {
-        *error = "--trusted-proxy: not an address or CIDR: " + v;
-        return std::nullopt;
-      }
-      o.trusted_proxies.push_back(v);
-    } else if (a == "--stats-interval" || a == "--duration") {
-      if (!value(&v)) return std::nullopt;
-      if (!ParseUint(v, 86400 * 365, n)) {
-        *error = a + ": not a number of seconds: " + v;
-        return std::nullopt;
-      }
-      (a == "--duration" ? o.duration_s : o.stats_interval_s) = static_cast<int>(n);
-    } else {
-      *error = "unknown option " + a + "\n" + AgentUsage();
-      return std::nullopt;
     }
+    LogErr(error);
+    if (fatal) return false;
+    SleepUnlessStopped(backoff.Next());
   }
-  if (!o.check && !o.to_stdout) {
-    *error = "the uplink is not implemented yet: use --stdout (or --check)";
-    return std::nullopt;
-  }
-  return o;
+  return false;
 }
+
+// Test-only event source: NDJSON events from a file (tailed with --replay-follow).
+class ReplaySource {
+ public:
+  explicit ReplaySource(const std::string& path) : fd_(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+  ~ReplaySource() {
+    if (fd_ >= 0) close(fd_);
+  }
+  bool ok() const { return fd_ >= 0; }
+  // Complete lines read since the last call; *eof when the file has no more bytes now.
+  std::vector<std::string> Lines(bool* eof) {
+    std::vector<std::string> lines;
+    char buf[65536];
+    *eof = false;
+    for (int rounds = 0; rounds < 16; ++rounds) {
+      ssize_t n = read(fd_, buf, sizeof(buf));
+      if (n <= 0) {
+        *eof = true;
+        break;
+      }
+      partial_.append(buf, static_cast<size_t>(n));
+    }
+    size_t start = 0, nl;
+    while ((nl = partial_.find('\n', start)) != std::string::npos) {
+      if (nl > start) lines.emplace_back(partial_, start, nl - start);
+      start = nl + 1;
+    }
+    partial_.erase(0, start);
+    return lines;
+  }
+
+ private:
+  int fd_;
+  std::string partial_;
+};
+
+}  // namespace
 
 int RunCheck(const AgentOptions& options) {
   bool ok = true;
@@ -325,10 +241,10 @@ int RunAgent(const AgentOptions& options) {
   sigaction(SIGTERM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  AgentMetrics metrics;
   TrackerOptions to;
   to.limits.max_body_excerpt = options.payload_excerpt;
-  to.identity_key = RandomHex(32);  // --stdout without enrolment: a per-run key
-  to.agent_id = "stdout-" + RandomHex(8);
+  if (!options.header_allowlist.empty()) to.header_allowlist = options.header_allowlist;
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   to.host_name = host;
@@ -337,30 +253,85 @@ int RunAgent(const AgentOptions& options) {
     if (Cidr::Parse(p, c)) to.trusted_proxies.push_back(c);
   }
 
+  const bool uplink_mode = !options.to_stdout;
+  std::unique_ptr<Spool> spool;
+  std::unique_ptr<Uplink> uplink;
+  if (uplink_mode) {
+    Credentials cred;
+    if (!ObtainCredentials(options, host, cred)) return 1;
+    // The identity hash uses the server's key, so the same caller hashes the same everywhere.
+    to.identity_key = cred.identity_key;
+    to.agent_id = cred.agent_id;
+    std::string error;
+    spool = Spool::Open(options.spool, &error);
+    if (!spool) {
+      LogErr(error);
+      return 1;
+    }
+    SpoolStats st = spool->stats();
+    LogErr(
+        "spool " + options.spool.dir + ": " + std::to_string(st.pending) +
+        " events waiting, next seq " + std::to_string(spool->NextSeq()) +
+        (st.truncated_bytes ? ", cut " + std::to_string(st.truncated_bytes) + " torn bytes" : ""));
+    UplinkOptions uo;
+    uo.server = options.server;
+    uo.http = HttpClientOptions{options.ca_file, options.http_timeout_ms, 3000};
+    uo.batch.max_events = options.batch_size;
+    uo.batch.max_bytes = options.batch_bytes;
+    uo.batch.interval = std::chrono::milliseconds(options.batch_interval_ms);
+    uo.max_in_flight = options.max_in_flight;
+    uo.backoff_initial = std::chrono::milliseconds(options.backoff_initial_ms);
+    uo.backoff_max = std::chrono::milliseconds(options.backoff_max_ms);
+    uplink = std::make_unique<Uplink>(std::move(uo), cred, spool.get(), &metrics);
+    uplink->Start();
+  } else {
+    to.identity_key = RandomHex(32);  // --stdout without enrolment: a per-run key
+    to.agent_id = "stdout-" + RandomHex(8);
+  }
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (!options.metrics_listen.empty()) {
+    std::string error;
+    metrics_server = MetricsServer::Start(options.metrics_listen, &metrics, &error);
+    if (!metrics_server) {
+      LogErr(error);
+      if (uplink) uplink->Stop(std::chrono::milliseconds(0));
+      return 1;
+    }
+    LogErr("metrics on " + options.metrics_listen.substr(0, options.metrics_listen.rfind(':')) +
+           ":" + std::to_string(metrics_server->port()) + "/metrics");
+  }
+
   std::string out;
-  Tracker tracker(std::move(to), [&out](Event&& e) {
-    out += EventToJson(e);
-    out += '\n';
-  });
+  bool appended = false;
+  uint64_t spool_errors_logged = 0;
+  auto sink = [&](Event&& e) {
+    ++metrics.captured;
+    if (!uplink_mode) {
+      out += EventToJson(e);
+      out += '\n';
+      return;
+    }
+    uint64_t seq = spool->NextSeq();
+    e.seq = static_cast<int64_t>(seq);
+    std::string error;
+    if (spool->Append(seq, EventToJson(e), &error)) {
+      ++metrics.spooled;
+      appended = true;
+    } else {
+      ++metrics.spool_errors;
+      if (spool_errors_logged++ < 10) LogErr(error);
+    }
+  };
+  const TrackerOptions policy = to;
+  Tracker tracker(std::move(to), sink);
   std::set<uint32_t> rescan;
   tracker.set_process_sink([&rescan](uint32_t, uint32_t tgid) {
     if (rescan.size() < 4096) rescan.insert(tgid);
   });
 
-  std::string error;
-  auto sensor = Sensor::Start(
-      options.sensor, [&tracker](std::span<const uint8_t> r) { tracker.OnRecord(r); }, &error);
-  if (!sensor) {
-    LogErr(error);
-    return 1;
-  }
-
-  // Children that existed before the sensor started are in scope too (later forks are followed
-  // in the kernel).
-  if (!options.sensor.pids.empty() && !options.sensor.exclude_pids) {
-    for (uint32_t pid : ProcessesInScope(options.sensor.pids, {})) sensor->AddScopePid(pid);
-  }
-
+  std::unique_ptr<ReplaySource> replay;
+  std::unordered_map<std::string, uint64_t> replay_counts;  // per client IP, for the heartbeat
+  std::unique_ptr<Sensor> sensor;
   TlsDiscovery discovery;
   auto attach_tls = [&](uint32_t pid) {
     for (const SslBinary& b : discovery.Scan(pid)) {
@@ -375,39 +346,152 @@ int RunAgent(const AgentOptions& options) {
       }
     }
   };
-  if (options.tls) {
-    for (uint32_t pid : ProcessesInScope(
-             options.sensor.exclude_pids ? std::vector<uint32_t>{} : options.sensor.pids,
-             options.cgroup_dirs)) {
-      attach_tls(pid);
+  if (!options.replay_file.empty()) {
+    replay = std::make_unique<ReplaySource>(options.replay_file);
+    if (!replay->ok()) {
+      LogErr("cannot open " + options.replay_file + ": " + std::strerror(errno));
+      if (uplink) uplink->Stop(std::chrono::milliseconds(0));
+      return 1;
     }
+    LogErr("capturing (replaying " + options.replay_file + ")");
+  } else {
+    std::string error;
+    sensor = Sensor::Start(
+        options.sensor, [&tracker](std::span<const uint8_t> r) { tracker.OnRecord(r); }, &error);
+    if (!sensor) {
+      LogErr(error);
+      if (uplink) uplink->Stop(std::chrono::milliseconds(0));
+      return 1;
+    }
+    // Children that existed before the sensor started are in scope too (later forks are followed
+    // in the kernel).
+    if (!options.sensor.pids.empty() && !options.sensor.exclude_pids) {
+      for (uint32_t pid : ProcessesInScope(options.sensor.pids, {})) sensor->AddScopePid(pid);
+    }
+    if (options.tls) {
+      for (uint32_t pid : ProcessesInScope(
+               options.sensor.exclude_pids ? std::vector<uint32_t>{} : options.sensor.pids,
+               options.cgroup_dirs)) {
+        attach_tls(pid);
+      }
+    }
+    LogErr("capturing (max payload " + std::to_string(options.sensor.max_payload) + " bytes)");
   }
-  LogErr("capturing (max payload " + std::to_string(options.sensor.max_payload) + " bytes)");
+
+  auto kernel_counters = [&]() {
+    std::vector<std::pair<std::string, uint64_t>> kc;
+    if (!sensor) return kc;
+    std::vector<uint64_t> c = sensor->Counters();
+    for (size_t i = 0; i < c.size() && i < CounterNames().size(); ++i)
+      kc.emplace_back(CounterNames()[i], c[i]);
+    return kc;
+  };
+  auto tracker_counters = [&]() {
+    TrackerStats t = tracker.stats();
+    return std::vector<std::pair<std::string, uint64_t>>{
+        {"records", t.records},
+        {"bad_records", t.bad_records},
+        {"events", t.events},
+        {"parse_errors", t.parse_errors},
+        {"orphan_responses", t.orphan_responses},
+        {"unanswered_requests", t.unanswered_requests},
+        {"connections_opened", t.connections_opened},
+        {"connections_evicted", t.connections_evicted}};
+  };
+  auto refresh_metrics = [&]() {
+    metrics.SetKernelCounters(kernel_counters());
+    metrics.SetTrackerCounters(tracker_counters());
+    if (spool) {
+      SpoolStats st = spool->stats();
+      metrics.SetSpool(st.bytes, st.pending, st.dropped);
+    }
+  };
+  RateWindow rate_window;
+  auto heartbeat = [&]() {
+    std::vector<RateSample> totals;
+    if (sensor) {
+      totals = sensor->ReadRates(65536);
+    } else {
+      for (const auto& [ip, n] : replay_counts) totals.push_back(RateSample{ip, 0, n, 0});
+    }
+    double now_s = static_cast<double>(MonotonicNs()) / 1e9;
+    std::vector<std::pair<std::string, uint64_t>> counters;
+    for (auto& [k, v] : kernel_counters()) counters.emplace_back("kernel_" + k, v);
+    SpoolStats st = spool->stats();
+    counters.insert(counters.end(), {{"captured", metrics.captured.load()},
+                                     {"spooled", metrics.spooled.load()},
+                                     {"sent", metrics.sent.load()},
+                                     {"duplicates", metrics.duplicates.load()},
+                                     {"rejected", metrics.rejected.load()},
+                                     {"dropped_spool_full", st.dropped},
+                                     {"dropped_spool_error", metrics.spool_errors.load()},
+                                     {"uplink_errors", metrics.uplink_errors.load()},
+                                     {"spool_bytes", st.bytes},
+                                     {"spool_pending", st.pending}});
+    uplink->QueueHeartbeat(
+        HeartbeatBody(BOING_VERSION, counters, rate_window.Update(totals, now_s)));
+  };
 
   uint64_t start = MonotonicNs();
-  uint64_t last_sweep = start, last_stats = start;
+  uint64_t last_sweep = start, last_stats = start, last_refresh = 0;
+  uint64_t last_heartbeat = 0;
+  bool replay_done = false;
   while (!g_stop.load()) {
-    int n = sensor->Poll(100);
-    if (n < 0 && n != -EINTR) {
-      LogErr("ring buffer poll failed: " + std::string(std::strerror(-n)));
-      break;
-    }
-    if (options.tls && !rescan.empty()) {
-      std::set<uint32_t> pids;
-      pids.swap(rescan);
-      for (uint32_t pid : pids) attach_tls(pid);
+    if (replay) {
+      bool eof = false;
+      for (std::string& line : replay->Lines(&eof)) {
+        Event e;
+        if (ParseEvent(line, EventLimits{}, e)) {
+          ++metrics.replay_bad_lines;
+          continue;
+        }
+        HeaderList full(e.headers.begin(), e.headers.end());
+        ApplyHeaderPolicy(e, full, policy);
+        if (e.payload.size() > options.payload_excerpt) e.payload.resize(options.payload_excerpt);
+        e.agent_id = policy.agent_id;
+        e.host_name = policy.host_name;
+        ++replay_counts[e.client_ip];
+        sink(std::move(e));
+      }
+      if (eof && !options.replay_follow) replay_done = true;
+      if (eof && !replay_done) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    } else {
+      int n = sensor->Poll(100);
+      if (n < 0 && n != -EINTR) {
+        LogErr("ring buffer poll failed: " + std::string(std::strerror(-n)));
+        break;
+      }
+      if (options.tls && !rescan.empty()) {
+        std::set<uint32_t> pids;
+        pids.swap(rescan);
+        for (uint32_t pid : pids) attach_tls(pid);
+      }
     }
     if (!out.empty()) {
       std::fwrite(out.data(), 1, out.size(), stdout);
       std::fflush(stdout);
       out.clear();
     }
+    if (appended) {
+      uplink->Notify();
+      appended = false;
+    }
     uint64_t now = MonotonicNs();
+    if (now - last_refresh > 1'000'000'000ull) {
+      refresh_metrics();
+      last_refresh = now;
+    }
+    if (uplink && (last_heartbeat == 0 ||
+                   now - last_heartbeat >
+                       static_cast<uint64_t>(options.heartbeat_interval_s) * 1'000'000'000ull)) {
+      heartbeat();
+      last_heartbeat = now;
+    }
     if (now - last_sweep > 10'000'000'000ull) {
       tracker.Sweep(now, 300'000'000'000ull);
       last_sweep = now;
     }
-    if (options.stats_interval_s > 0 &&
+    if (sensor && options.stats_interval_s > 0 &&
         now - last_stats > static_cast<uint64_t>(options.stats_interval_s) * 1'000'000'000ull) {
       last_stats = now;
       std::vector<uint64_t> c = sensor->Counters();
@@ -416,26 +500,42 @@ int RunAgent(const AgentOptions& options) {
         s += " " + CounterNames()[i] + "=" + std::to_string(c[i]);
       LogErr(s);
     }
+    if (replay_done) break;
     if (options.duration_s > 0 &&
         now - start > static_cast<uint64_t>(options.duration_s) * 1'000'000'000ull)
       break;
   }
-  sensor->Poll(0);
+  if (sensor) sensor->Poll(0);
   if (!out.empty()) {
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fflush(stdout);
   }
-  std::vector<uint64_t> c = sensor->Counters();
-  std::string s = "kernel counters:";
-  for (size_t i = 0; i < c.size(); ++i) s += " " + CounterNames()[i] + "=" + std::to_string(c[i]);
-  LogErr(s);
+  if (uplink) {
+    heartbeat();
+    // Leave with what the server can take in a few seconds; the spool keeps the rest.
+    uplink->Notify();
+    uplink->Stop(std::chrono::milliseconds(replay_done ? 30000 : 3000));
+    SpoolStats st = spool->stats();
+    LogErr("uplink: sent=" + std::to_string(metrics.sent.load()) +
+           " duplicates=" + std::to_string(metrics.duplicates.load()) +
+           " rejected=" + std::to_string(metrics.rejected.load()) +
+           " errors=" + std::to_string(metrics.uplink_errors.load()) + " spool_pending=" +
+           std::to_string(st.pending) + " spool_dropped=" + std::to_string(st.dropped));
+  }
+  if (sensor) {
+    std::vector<uint64_t> c = sensor->Counters();
+    std::string s = "kernel counters:";
+    for (size_t i = 0; i < c.size(); ++i) s += " " + CounterNames()[i] + "=" + std::to_string(c[i]);
+    LogErr(s);
+  }
   TrackerStats t = tracker.stats();
   LogErr("tracker: records=" + std::to_string(t.records) +
          " bad_records=" + std::to_string(t.bad_records) + " events=" + std::to_string(t.events) +
          " parse_errors=" + std::to_string(t.parse_errors) +
          " orphan_responses=" + std::to_string(t.orphan_responses) +
          " unanswered_requests=" + std::to_string(t.unanswered_requests) +
-         " connections=" + std::to_string(t.connections_opened));
+         " connections=" + std::to_string(t.connections_opened) +
+         " captured=" + std::to_string(metrics.captured.load()));
   return 0;
 }
 

@@ -275,6 +275,26 @@ bool Tracker::OnRecord(std::span<const uint8_t> record) {
   return false;
 }
 
+void ApplyHeaderPolicy(Event& e, const HeaderList& request_headers, const TrackerOptions& options) {
+  // The identity comes from the full request headers, before the allowlist trims them.
+  Event probe;
+  probe.headers = request_headers;
+  probe.identity = std::move(e.identity);
+  ScrubSecrets(probe, options.identity_key, options.extra_secret_headers);
+  e.identity = std::move(probe.identity);
+  e.headers.clear();
+  for (const auto& [name, value] : request_headers) {
+    std::string lname = Lower(name);
+    for (const std::string& allowed : options.header_allowlist) {
+      if (lname == allowed) {
+        e.headers.emplace_back(name, value);
+        break;
+      }
+    }
+  }
+  ScrubSecrets(e, options.identity_key, options.extra_secret_headers);
+}
+
 void Tracker::Retire(Conn& c) {
   if (!c.http) return;
   std::vector<Transaction> txs;
@@ -302,15 +322,6 @@ void Tracker::Emit(Conn& c, std::vector<Transaction>& txs) {
     std::string peer = server ? remote : local;
     e.client_ip =
         RealClientIp(peer.empty() ? "0.0.0.0" : peer, t.request.headers, options_.trusted_proxies);
-    for (const auto& [name, value] : t.request.headers) {
-      std::string lname = Lower(name);
-      for (const std::string& allowed : options_.header_allowlist) {
-        if (lname == allowed) {
-          e.headers.emplace_back(name, value);
-          break;
-        }
-      }
-    }
     e.status_code = t.response.status;
     double latency = t.response_ns > t.request_ns ? (t.response_ns - t.request_ns) / 1e6 : 0.0;
     e.latency_ms = latency;
@@ -321,14 +332,7 @@ void Tracker::Emit(Conn& c, std::vector<Transaction>& txs) {
     e.payload = std::move(t.request_body_excerpt);
     e.user_agent = std::string(FindHeader(t.request.headers, "user-agent"));
     e.host = std::string(FindHeader(t.request.headers, "host"));
-    // The identity comes from the full request headers, before the allowlist trims them.
-    {
-      Event probe;
-      probe.headers = t.request.headers;
-      ScrubSecrets(probe, options_.identity_key, options_.extra_secret_headers);
-      e.identity = probe.identity;
-    }
-    ScrubSecrets(e, options_.identity_key, options_.extra_secret_headers);
+    ApplyHeaderPolicy(e, t.request.headers, options_);
     e.server_ip = server ? local : remote;
     if (c.have_addresses) e.server_port = server ? c.local_port : c.remote_port;
     e.tls = c.tls;

@@ -21,6 +21,7 @@ import unittest
 import urllib.request
 
 AGENT = None
+SERVER = None
 PYTHON = "/usr/bin/python3"
 HERE = os.path.dirname(os.path.abspath(__file__))
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -64,13 +65,13 @@ def cgroup2_mount():
 class Fixture:
     """Servers in a scratch cgroup, one out-of-scope server, and the agent."""
 
-    def __init__(self):
+    def __init__(self, name="boing-test"):
         self.procs = []
         self.tmp = tempfile.mkdtemp(prefix="boing-bpf-test-")
         mnt = cgroup2_mount()
         if not mnt:
             skip_or_fail("no cgroup v2 mount")
-        self.cgroup = os.path.join(mnt, f"boing-test-{os.getpid()}")
+        self.cgroup = os.path.join(mnt, f"{name}-{os.getpid()}")
         os.makedirs(self.cgroup, exist_ok=True)
         self.agent = None
         self.agent_out = os.path.join(self.tmp, "events.jsonl")
@@ -91,10 +92,10 @@ class Fixture:
         self.procs.append(p)
         return p
 
-    def start_agent(self, extra=()):
+    def start_agent(self, extra=(), mode=("--stdout",)):
         with open(self.agent_out, "w") as out, open(self.agent_err, "w") as err:
             self.agent = subprocess.Popen(
-                [AGENT, "--stdout", "--cgroup", self.cgroup, *extra], stdout=out, stderr=err)
+                [AGENT, *mode, "--cgroup", self.cgroup, *extra], stdout=out, stderr=err)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.agent.poll() is not None:
@@ -278,8 +279,12 @@ http {{
                                        lambda p: 200)
         for e in events:
             if e["endpoint"].startswith("/sleep/50/"):
+                # At least the handler's sleep. The upper bound allows for scheduling delays of the
+                # Python server itself (ctest runs two tests at once on a 2-core CI machine: 79 ms
+                # was seen); a latency measured to the end of the connection or of the next request
+                # would still exceed it.
                 self.assertGreaterEqual(e["latency_ms"], 50.0)
-                self.assertLessEqual(e["latency_ms"], 60.0)
+                self.assertLessEqual(e["latency_ms"], 150.0)
 
     def test_ipv6_loopback(self):
         paths = [f"/v6/{i}" for i in range(5)]
@@ -330,12 +335,166 @@ http {{
         self.assert_each_once(self.app_port, [f"/reuse/{i}" for i in range(2)], lambda p: 200)
 
 
+class AgentToServerTest(unittest.TestCase):
+    """End to end: real capture of a Python http.server -> spool -> uplink -> a real boing-server
+    (SQLite), enrolled with a token from POST /api/agents; events read back through GET /api/logs
+    and the kernel's per-IP rate counters through the heartbeat in GET /api/agents."""
+
+    SECRET = "bpf-e2e-raw-bearer-"
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            skip_or_fail("needs root")
+        if not SERVER:
+            skip_or_fail("--server (boing-server binary) not given")
+        sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+        import harness
+        harness.BINARY = SERVER
+        cls.harness = harness
+        cls.server_port = free_port()
+        cls.server = harness.Server(listen=f"127.0.0.1:{cls.server_port}").start()
+        cls.admin = cls.server.admin_token()
+        cls.metrics_port = free_port()
+        f = cls.f = Fixture("boing-e2e")
+        try:
+            www = os.path.join(f.tmp, "www")
+            os.makedirs(os.path.join(www, "e2e"))
+            for i in range(10):
+                if i % 3:
+                    with open(os.path.join(www, "e2e", f"{i}.html"), "w") as fh:
+                        fh.write("hello\n")
+            cls.port = free_port()
+            f.spawn([PYTHON, "-m", "http.server", "--bind", "127.0.0.1", str(cls.port)], cwd=www)
+            wait_port("127.0.0.1", cls.port)
+            et = cls.server.post("/api/agents", {"name": "bpf-e2e"}, cls.admin).json()[
+                "enrollment_token"]
+            cls.agent_mode = ("--server", f"http://127.0.0.1:{cls.server_port}",
+                              "--enroll-token", et, "--state-dir", os.path.join(f.tmp, "state"),
+                              "--batch-interval-ms", "200", "--heartbeat-interval", "1",
+                              "--metrics-listen", f"127.0.0.1:{cls.metrics_port}", "--no-tls")
+            f.start_agent(mode=cls.agent_mode)
+        except BaseException:
+            f.close()
+            cls.server.kill()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.close()
+        cls.server.kill()
+        shutil.rmtree(cls.server.data_dir, ignore_errors=True)
+
+    def logs(self, prefix="/e2e/"):
+        r = self.server.get(f"/api/logs?endpoint={prefix}*&limit=1000", self.admin)
+        self.assertEqual(r.status, 200)
+        return r.json()["logs"]
+
+    def metric(self, name):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                        timeout=2) as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith(name + " "):
+                        return float(line.split()[1])
+        except OSError:
+            pass
+        return None
+
+    def wait_metric(self, name, value, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.metric(name) == value:
+                return
+            time.sleep(0.2)
+        self.fail(f"{name} did not reach {value} (last {self.metric(name)})")
+
+    def test_outage_with_the_agent_sigkilled_loses_nothing(self):
+        """The server stops; requests keep coming and are spooled; the agent is SIGKILLed during
+        the outage; server and agent restart: every request arrives once, seq in request order."""
+        self.wait_metric("boing_agent_spool_pending_events", 0)
+        self.server.stop()
+        before = [f"/outage/before/{i}" for i in range(15)]
+        for p in before:
+            curl(f"http://127.0.0.1:{self.port}{p}")
+        self.wait_metric("boing_agent_spool_pending_events", 15)
+        time.sleep(2)  # a while down, the uplink backing off
+        self.f.agent.kill()
+        self.f.agent.wait()
+        type(self).server = self.harness.Server(data_dir=self.server.data_dir,
+                                                listen=f"127.0.0.1:{self.server_port}").start()
+        type(self).admin = self.server.admin_token()
+        self.f.start_agent(mode=self.agent_mode)
+        self.assertIn("15 events waiting", self.f.agent_stderr())
+        after = [f"/outage/after/{i}" for i in range(5)]
+        for p in after:
+            curl(f"http://127.0.0.1:{self.port}{p}")
+        deadline = time.time() + 30
+        logs = []
+        while time.time() < deadline and len(logs) < 20:
+            time.sleep(0.5)
+            logs = self.logs("/outage/")
+        time.sleep(1)  # a resent copy would show up now
+        logs = self.logs("/outage/")
+        got = [e["endpoint"] for e in sorted(logs, key=lambda e: e["seq"])]
+        self.assertEqual(got, before + after, "each request once, seq in request order")
+        seqs = sorted(e["seq"] for e in logs)
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + 20)), "no gap in seq")
+
+    def test_captured_requests_reach_the_server_once_with_rates_in_the_heartbeat(self):
+        n = 10
+        paths = [f"/e2e/{i}.html" for i in range(n)]  # files exist for i % 3 != 0
+        for i, p in enumerate(paths):
+            curl(f"http://127.0.0.1:{self.port}{p}", "-H",
+                 f"Authorization: Bearer {self.SECRET}{i % 2}")
+        deadline = time.time() + 30
+        logs = []
+        while time.time() < deadline and len(logs) < n:
+            time.sleep(0.5)
+            logs = self.logs()
+        by_path = {}
+        for e in logs:
+            by_path.setdefault(e["endpoint"], []).append(e)
+        for i, p in enumerate(paths):
+            got = by_path.get(p, [])
+            self.assertEqual(len(got), 1, f"{p} stored {len(got)} times")
+            e = got[0]
+            self.assertEqual(e["method"], "GET")
+            self.assertEqual(e["status_code"], 200 if i % 3 else 404)
+            self.assertEqual(e["client_ip"], "127.0.0.1")
+            self.assertEqual(e["server_port"], self.port)
+            self.assertEqual(len(e["identity"]), 32)
+        self.assertEqual(len({e["identity"] for e in logs}), 2, "two callers, two identities")
+        self.assertEqual(sorted(e["seq"] for e in logs), list(range(1, n + 1)))
+        self.assertFalse(self.SECRET in json.dumps(logs), "raw bearer token reached the server")
+        for root, _, files in os.walk(os.path.join(self.f.tmp, "state")):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as fh:
+                    self.assertFalse(self.SECRET.encode() in fh.read(),
+                                     "raw bearer token in the spool/state file " + name)
+
+        def rates():
+            agents = self.server.get("/api/agents", self.admin).json()["agents"]
+            return agents[0] if agents and agents[0].get("rates") else None
+        agent = None
+        deadline = time.time() + 15
+        while time.time() < deadline and not agent:
+            curl(f"http://127.0.0.1:{self.port}/e2e/rate")
+            time.sleep(0.2)
+            agent = rates()
+        self.assertIsNotNone(agent, "no heartbeat with kernel rate samples")
+        self.assertIn("127.0.0.1", {r["ip"] for r in agent["rates"]})
+        self.assertGreater(agent["counters"].get("kernel_events", 0), 0)
+
+
 def main():
-    global AGENT
+    global AGENT, SERVER
     parser = argparse.ArgumentParser()
     parser.add_argument("--agent", required=True)
+    parser.add_argument("--server")
     args, rest = parser.parse_known_args()
     AGENT = os.path.abspath(args.agent)
+    SERVER = os.path.abspath(args.server) if args.server else None
     unittest.main(argv=[sys.argv[0], "-v", *rest])
 
 

@@ -137,8 +137,9 @@ def qs(**params):
 class Server:
     """One boing-server process with its own data dir (and, on MariaDB, its own database)."""
 
-    def __init__(self, env=None, data_dir=None, db_name=None, admin=True, args=()):
+    def __init__(self, env=None, data_dir=None, db_name=None, admin=True, args=(), listen="127.0.0.1:0"):
         self.own_dir = data_dir is None
+        self.listen = listen  # a fixed port lets a restarted server come back where agents expect it
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="boing-it-")
         self.log_file = os.path.join(self.data_dir, "server.log")
         self.env = dict(os.environ)
@@ -178,7 +179,7 @@ class Server:
         self.port = None
         self._admin = None
         self.proc = subprocess.Popen(
-            [BINARY, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir] + self.args,
+            [BINARY, "--listen", self.listen, "--data-dir", self.data_dir] + self.args,
             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         ready = threading.Event()
         lines = self.stdout_lines

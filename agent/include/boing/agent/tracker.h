@@ -99,6 +99,10 @@ class Tracker {
   TrackerStats stats_;
 };
 
+// Request headers into an event: the identity hash from the full `request_headers` (kept when
+// `e.identity` is already set), then only the allowlisted headers, secret ones removed.
+void ApplyHeaderPolicy(Event& e, const HeaderList& request_headers, const TrackerOptions& options);
+
 // Text form of an address from the ABI (family AF_INET/AF_INET6); IPv4-mapped IPv6 prints as IPv4.
 std::string AddressToString(uint16_t family, const uint8_t addr[16]);
 

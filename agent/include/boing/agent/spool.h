@@ -1,0 +1,124 @@
+// The agent's bounded on-disk spool: every event goes through it, and leaves it only when the
+// server has acknowledged it (at-least-once; the server deduplicates by (agent_id, seq)).
+//
+// Layout: `<dir>/<first seq, 16 hex>.seg` segment files of records, appended in seq order, plus
+// `<dir>/acked` holding the highest acknowledged seq (written by rename). A record is
+// `u32 length | u32 crc32(seq, payload) | u64 seq | payload`, little-endian. Opening a spool scans
+// every segment; the first record that is short or fails its CRC ends that segment and the file is
+// truncated there (a crash in the middle of an append).
+//
+// Bound: segments total at most `max_bytes`. When an append would pass it, the oldest segment is
+// deleted and its unacknowledged records are counted as dropped. seq numbers are the spool's to
+// hand out (NextSeq): they continue after the highest seq found on disk or acknowledged, so they
+// are monotonic across restarts.
+//
+// fsync policy (FsyncPolicy):
+//  - kBatch (default): a segment is fsync'ed before any of its records is read for sending, and
+//    when it is closed. Whatever the server may have seen is on disk, so after a power loss a seq
+//    is never handed out twice for different events. Records appended since the last send are
+//    lost on power loss (not on an agent crash: they are in the page cache).
+//  - kAlways: fsync after every append (slow; for hosts whose events are rare and precious).
+//  - kNever: no fsync; survives agent crashes, not power loss.
+// The `acked` file is renamed into place without fsync under kNever: going back in time only
+// resends events the server then reports as duplicates.
+//
+// Thread-safe: one thread appends while another reads and acknowledges.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace boing::agent {
+
+enum class FsyncPolicy { kBatch, kAlways, kNever };
+
+struct SpoolOptions {
+  std::string dir;
+  uint64_t max_bytes = 256ull << 20;
+  uint64_t segment_bytes = 0;  // 0: max_bytes / 8, clamped to [4 KiB, 64 MiB]
+  FsyncPolicy fsync = FsyncPolicy::kBatch;
+  uint32_t max_record_bytes = 1u << 20;  // longer records are refused (and found corrupt on open)
+};
+
+struct SpoolRecord {
+  uint64_t seq = 0;
+  std::string payload;
+};
+
+struct SpoolStats {
+  uint64_t appended = 0;         // records appended since open
+  uint64_t dropped = 0;          // unacknowledged records deleted to stay under max_bytes
+  uint64_t recovered = 0;        // records found on disk at open (unacknowledged)
+  uint64_t truncated_bytes = 0;  // torn or corrupt bytes cut off at open
+  uint64_t pending = 0;          // unacknowledged records now
+  uint64_t bytes = 0;            // total size of the segment files now
+  uint64_t acked_seq = 0;
+};
+
+class Spool {
+ public:
+  // Creates the directory (0700) if needed and recovers what is there.
+  static std::unique_ptr<Spool> Open(const SpoolOptions& options, std::string* error);
+  ~Spool();
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+
+  // The seq the next Append must carry.
+  uint64_t NextSeq() const;
+  // Appends one record with seq == NextSeq(). False (with *error) on an I/O error or a record
+  // larger than max_record_bytes; the seq is then not consumed.
+  bool Append(uint64_t seq, std::string_view payload, std::string* error);
+  // Up to max_records / max_bytes (at least one record) of the oldest unacknowledged records, in
+  // seq order. Does not consume them.
+  bool Read(size_t max_records, size_t max_bytes, std::vector<SpoolRecord>& out,
+            std::string* error);
+  // The same for the unacknowledged records with seq > `after` (batches already in flight are
+  // skipped).
+  bool ReadAfter(uint64_t after, size_t max_records, size_t max_bytes,
+                 std::vector<SpoolRecord>& out, std::string* error);
+  // Everything with seq <= `seq` was acknowledged: deletes segments that hold nothing else.
+  bool Ack(uint64_t seq, std::string* error);
+  SpoolStats stats() const;
+
+ private:
+  struct Segment {
+    std::string path;
+    uint64_t first_seq = 0;
+    uint64_t last_seq = 0;  // 0 when empty
+    uint64_t records = 0;
+    uint64_t bytes = 0;
+    bool synced = true;
+  };
+
+  explicit Spool(SpoolOptions options) : options_(std::move(options)) {}
+  bool Recover(std::string* error);
+  bool OpenTail(uint64_t first_seq, std::string* error);
+  bool SyncTail(std::string* error);
+  void DropOldest();
+  bool WriteAcked(uint64_t seq, std::string* error);
+  uint64_t PendingIn(const Segment& s) const;
+
+  SpoolOptions options_;
+  mutable std::mutex mu_;
+  std::vector<Segment> segments_;  // oldest first; back() is open for appends
+  int tail_fd_ = -1;
+  uint64_t next_seq_ = 1;
+  uint64_t acked_ = 0;
+  // Read hints, so that a read does not rescan a segment from its start: where record
+  // read_hint_seq_ is (segment by first seq, byte offset), and where the record after the last
+  // one handed out is (becomes the hint when that batch is acknowledged).
+  uint64_t read_hint_seq_ = 0;
+  uint64_t read_hint_segment_ = 0;
+  uint64_t read_hint_offset_ = 0;
+  uint64_t after_seq_ = 0;
+  uint64_t after_segment_ = 0;
+  uint64_t after_offset_ = 0;
+  uint64_t total_bytes_ = 0;
+  SpoolStats stats_;
+};
+
+}  // namespace boing::agent

@@ -1,0 +1,405 @@
+#include "boing/agent/spool.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+namespace boing::agent {
+namespace {
+
+constexpr size_t kHeader = 16;  // u32 length, u32 crc, u64 seq
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+void Put32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+void Put64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+uint32_t Get32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+uint64_t Get64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+uint32_t RecordCrc(const uint8_t seq_bytes[8], std::string_view payload) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  crc = crc32(crc, seq_bytes, 8);
+  crc =
+      crc32(crc, reinterpret_cast<const Bytef*>(payload.data()), static_cast<uInt>(payload.size()));
+  return static_cast<uint32_t>(crc);
+}
+
+bool PreadFull(int fd, void* buf, size_t n, uint64_t off) {
+  auto* p = static_cast<char*>(buf);
+  while (n > 0) {
+    ssize_t r = pread(fd, p, n, static_cast<off_t>(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+    off += static_cast<uint64_t>(r);
+  }
+  return true;
+}
+
+// Reads the record at `off`. kOk fills seq/payload and advances *off; kEnd at a clean end of file;
+// kCorrupt for a short or damaged record.
+enum class ReadResult { kOk, kEnd, kCorrupt };
+ReadResult ReadRecord(int fd, uint64_t file_size, uint64_t* off, uint32_t max_record, uint64_t* seq,
+                      std::string* payload) {
+  if (*off == file_size) return ReadResult::kEnd;
+  if (file_size - *off < kHeader) return ReadResult::kCorrupt;
+  uint8_t h[kHeader];
+  if (!PreadFull(fd, h, kHeader, *off)) return ReadResult::kCorrupt;
+  uint32_t len = Get32(h);
+  if (len > max_record || file_size - *off - kHeader < len) return ReadResult::kCorrupt;
+  payload->resize(len);
+  if (len && !PreadFull(fd, payload->data(), len, *off + kHeader)) return ReadResult::kCorrupt;
+  if (RecordCrc(h + 8, *payload) != Get32(h + 4)) return ReadResult::kCorrupt;
+  *seq = Get64(h + 8);
+  *off += kHeader + len;
+  return ReadResult::kOk;
+}
+
+std::string SegmentName(uint64_t first_seq) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "%016" PRIx64 ".seg", first_seq);
+  return name;
+}
+
+bool FsyncDir(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = fsync(fd) == 0;
+  close(fd);
+  return ok;
+}
+
+}  // namespace
+
+std::unique_ptr<Spool> Spool::Open(const SpoolOptions& options, std::string* error) {
+  SpoolOptions o = options;
+  if (o.dir.empty()) {
+    *error = "spool: no directory";
+    return nullptr;
+  }
+  if (o.segment_bytes == 0) o.segment_bytes = std::clamp<uint64_t>(o.max_bytes / 8, 4096, 64 << 20);
+  if (o.segment_bytes < 1024 || o.segment_bytes * 2 > o.max_bytes) {
+    *error = "spool: max_bytes (" + std::to_string(o.max_bytes) +
+             ") must hold at least two segments of " + std::to_string(o.segment_bytes) + " bytes";
+    return nullptr;
+  }
+  o.max_record_bytes =
+      static_cast<uint32_t>(std::min<uint64_t>(o.max_record_bytes, o.segment_bytes - kHeader));
+  if (mkdir(o.dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    *error = Errno("spool: cannot create " + o.dir);
+    return nullptr;
+  }
+  std::unique_ptr<Spool> s(new Spool(o));
+  if (!s->Recover(error)) return nullptr;
+  return s;
+}
+
+Spool::~Spool() {
+  if (tail_fd_ >= 0) {
+    if (options_.fsync != FsyncPolicy::kNever) fdatasync(tail_fd_);
+    close(tail_fd_);
+  }
+}
+
+bool Spool::Recover(std::string* error) {
+  {
+    FILE* f = std::fopen((options_.dir + "/acked").c_str(), "r");
+    if (f) {
+      unsigned long long v = 0;
+      if (std::fscanf(f, "%llu", &v) == 1) acked_ = v;
+      std::fclose(f);
+    }
+  }
+  std::vector<std::pair<uint64_t, std::string>> files;
+  DIR* d = opendir(options_.dir.c_str());
+  if (!d) {
+    *error = Errno("spool: cannot read " + options_.dir);
+    return false;
+  }
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() != 20 || name.substr(16) != ".seg") continue;
+    char* end = nullptr;
+    uint64_t first = std::strtoull(name.substr(0, 16).c_str(), &end, 16);
+    if (end && *end == '\0') files.emplace_back(first, options_.dir + "/" + name);
+  }
+  closedir(d);
+  std::sort(files.begin(), files.end());
+
+  uint64_t max_seq = acked_;
+  for (auto& [first, path] : files) {
+    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      *error = Errno("spool: cannot open " + path);
+      return false;
+    }
+    struct stat st {};
+    fstat(fd, &st);
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    Segment seg{path, first, 0, 0, 0, true};
+    uint64_t off = 0, seq = 0, prev = max_seq;
+    std::string payload;
+    for (;;) {
+      ReadResult r = ReadRecord(fd, size, &off, options_.max_record_bytes, &seq, &payload);
+      if (r == ReadResult::kEnd) break;
+      // Records must go up: anything else is damage, like a torn write.
+      if (r == ReadResult::kCorrupt || (seg.records == 0 && seq < first) ||
+          (seg.records > 0 && seq <= prev)) {
+        stats_.truncated_bytes += size - off;
+        if (ftruncate(fd, static_cast<off_t>(off)) != 0) {
+          *error = Errno("spool: cannot truncate " + path);
+          close(fd);
+          return false;
+        }
+        fdatasync(fd);
+        break;
+      }
+      if (seg.records == 0) seg.first_seq = seq;
+      seg.last_seq = seq;
+      prev = seq;
+      ++seg.records;
+      if (seq > acked_) ++stats_.recovered;
+    }
+    close(fd);
+    seg.bytes = off;
+    if (seg.records == 0 || seg.last_seq <= acked_) {
+      unlink(path.c_str());
+      continue;
+    }
+    max_seq = std::max(max_seq, seg.last_seq);
+    total_bytes_ += seg.bytes;
+    segments_.push_back(std::move(seg));
+  }
+  next_seq_ = max_seq + 1;
+  stats_.acked_seq = acked_;
+  return true;
+}
+
+bool Spool::OpenTail(uint64_t first_seq, std::string* error) {
+  std::string path = options_.dir + "/" + SegmentName(first_seq);
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    *error = Errno("spool: cannot create " + path);
+    return false;
+  }
+  if (options_.fsync != FsyncPolicy::kNever) FsyncDir(options_.dir);
+  tail_fd_ = fd;
+  segments_.push_back(Segment{path, first_seq, 0, 0, 0, true});
+  return true;
+}
+
+bool Spool::SyncTail(std::string* error) {
+  if (tail_fd_ < 0 || segments_.empty() || segments_.back().synced) return true;
+  if (fdatasync(tail_fd_) != 0) {
+    *error = Errno("spool: fdatasync " + segments_.back().path);
+    return false;
+  }
+  segments_.back().synced = true;
+  return true;
+}
+
+uint64_t Spool::PendingIn(const Segment& s) const {
+  if (s.records == 0 || s.last_seq <= acked_) return 0;
+  if (s.first_seq > acked_) return s.records;
+  // seqs are consecutive inside a segment (one writer, +1 per append).
+  return s.last_seq - acked_;
+}
+
+void Spool::DropOldest() {
+  Segment& s = segments_.front();
+  stats_.dropped += PendingIn(s);
+  total_bytes_ -= s.bytes;
+  unlink(s.path.c_str());
+  segments_.erase(segments_.begin());
+}
+
+uint64_t Spool::NextSeq() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return next_seq_;
+}
+
+bool Spool::Append(uint64_t seq, std::string_view payload, std::string* error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (seq != next_seq_) {
+    *error = "spool: append out of order (seq " + std::to_string(seq) + ", expected " +
+             std::to_string(next_seq_) + ")";
+    return false;
+  }
+  if (payload.size() > options_.max_record_bytes) {
+    *error = "spool: record of " + std::to_string(payload.size()) + " bytes exceeds " +
+             std::to_string(options_.max_record_bytes);
+    return false;
+  }
+  uint64_t size = kHeader + payload.size();
+  // A tail inherited from a previous run is never appended to: a fresh segment starts at open.
+  bool need_new = tail_fd_ < 0 || segments_.back().bytes + size > options_.segment_bytes;
+  if (need_new) {
+    if (tail_fd_ >= 0) {
+      if (options_.fsync != FsyncPolicy::kNever && !SyncTail(error)) return false;
+      close(tail_fd_);
+      tail_fd_ = -1;
+    }
+    if (!OpenTail(seq, error)) return false;
+  }
+  while (total_bytes_ + size > options_.max_bytes && segments_.size() > 1) DropOldest();
+
+  uint8_t h[kHeader];
+  Put32(h, static_cast<uint32_t>(payload.size()));
+  Put64(h + 8, seq);
+  Put32(h + 4, RecordCrc(h + 8, payload));
+  iovec iov[2] = {{h, kHeader}, {const_cast<char*>(payload.data()), payload.size()}};
+  Segment& tail = segments_.back();
+  ssize_t n;
+  do {
+    n = writev(tail_fd_, iov, 2);
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(size)) {
+    *error = n < 0 ? Errno("spool: write " + tail.path) : "spool: short write to " + tail.path;
+    // Leave no half record behind (a reopen would cut it anyway).
+    if (ftruncate(tail_fd_, static_cast<off_t>(tail.bytes)) != 0) {
+      close(tail_fd_);
+      tail_fd_ = -1;
+    }
+    return false;
+  }
+  if (options_.fsync == FsyncPolicy::kAlways) {
+    fdatasync(tail_fd_);
+  } else {
+    tail.synced = false;
+  }
+  if (tail.records == 0) tail.first_seq = seq;
+  tail.last_seq = seq;
+  ++tail.records;
+  tail.bytes += size;
+  total_bytes_ += size;
+  ++next_seq_;
+  ++stats_.appended;
+  return true;
+}
+
+bool Spool::Read(size_t max_records, size_t max_bytes, std::vector<SpoolRecord>& out,
+                 std::string* error) {
+  return ReadAfter(0, max_records, max_bytes, out, error);
+}
+
+bool Spool::ReadAfter(uint64_t after, size_t max_records, size_t max_bytes,
+                      std::vector<SpoolRecord>& out, std::string* error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  out.clear();
+  if (options_.fsync == FsyncPolicy::kBatch && !SyncTail(error)) return false;
+  uint64_t from = std::max(after, acked_);
+  size_t bytes = 0;
+  for (const Segment& s : segments_) {
+    if (out.size() >= max_records || (bytes >= max_bytes && !out.empty())) break;
+    if (PendingIn(s) == 0 || s.last_seq <= from) continue;
+    int fd = open(s.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      *error = Errno("spool: cannot open " + s.path);
+      return false;
+    }
+    uint64_t off = 0;
+    if (after_seq_ == from + 1 && after_segment_ == s.first_seq) {
+      off = after_offset_;
+    } else if (read_hint_seq_ == from + 1 && read_hint_segment_ == s.first_seq) {
+      off = read_hint_offset_;
+    }
+    uint64_t seq = 0;
+    std::string payload;
+    while (out.size() < max_records && (bytes < max_bytes || out.empty())) {
+      uint64_t at = off;
+      ReadResult r = ReadRecord(fd, s.bytes, &off, options_.max_record_bytes, &seq, &payload);
+      if (r == ReadResult::kEnd) break;
+      if (r == ReadResult::kCorrupt) {
+        close(fd);
+        *error = "spool: corrupt record in " + s.path + " at offset " + std::to_string(at);
+        return false;
+      }
+      if (seq <= from) continue;
+      if (out.empty() && from == acked_) {
+        read_hint_seq_ = seq;
+        read_hint_segment_ = s.first_seq;
+        read_hint_offset_ = at;
+      }
+      // Where the next read (after this batch) starts.
+      after_seq_ = seq + 1;
+      after_segment_ = s.first_seq;
+      after_offset_ = off;
+      bytes += payload.size();
+      out.push_back(SpoolRecord{seq, std::move(payload)});
+      payload.clear();
+    }
+    close(fd);
+  }
+  return true;
+}
+
+bool Spool::WriteAcked(uint64_t seq, std::string* error) {
+  std::string tmp = options_.dir + "/acked.tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    *error = Errno("spool: cannot write " + tmp);
+    return false;
+  }
+  std::string text = std::to_string(seq) + "\n";
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  if (ok && options_.fsync != FsyncPolicy::kNever) ok = fdatasync(fd) == 0;
+  close(fd);
+  if (!ok || rename(tmp.c_str(), (options_.dir + "/acked").c_str()) != 0) {
+    *error = Errno("spool: cannot update " + options_.dir + "/acked");
+    return false;
+  }
+  return true;
+}
+
+bool Spool::Ack(uint64_t seq, std::string* error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (seq <= acked_) return true;
+  if (!WriteAcked(seq, error)) return false;
+  acked_ = seq;
+  stats_.acked_seq = seq;
+  // The tail stays (it is still appended to) even when fully acknowledged.
+  while (segments_.size() > 1 && segments_.front().last_seq <= acked_) {
+    total_bytes_ -= segments_.front().bytes;
+    unlink(segments_.front().path.c_str());
+    segments_.erase(segments_.begin());
+  }
+  if (after_seq_ == acked_ + 1) {
+    read_hint_seq_ = after_seq_;
+    read_hint_segment_ = after_segment_;
+    read_hint_offset_ = after_offset_;
+  }
+  return true;
+}
+
+SpoolStats Spool::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  SpoolStats s = stats_;
+  s.bytes = total_bytes_;
+  s.pending = 0;
+  for (const Segment& seg : segments_) s.pending += PendingIn(seg);
+  return s;
+}
+
+}  // namespace boing::agent

@@ -1,0 +1,270 @@
+#include "boing/agent/spool.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace boing::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+class SpoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/boing-spool-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    opts_.dir = dir_ + "/spool";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<Spool> Open() {
+    std::string error;
+    auto s = Spool::Open(opts_, &error);
+    EXPECT_NE(s, nullptr) << error;
+    return s;
+  }
+  static std::string Payload(uint64_t seq, size_t size = 40) {
+    std::string p = "{\"seq\":" + std::to_string(seq) + ",\"pad\":\"";
+    while (p.size() + 2 < size) p += 'x';
+    return p + "\"}";
+  }
+  static void AppendN(Spool& s, int n, size_t size = 40) {
+    for (int i = 0; i < n; ++i) {
+      std::string error;
+      uint64_t seq = s.NextSeq();
+      ASSERT_TRUE(s.Append(seq, Payload(seq, size), &error)) << error;
+    }
+  }
+  static std::vector<uint64_t> Seqs(Spool& s, size_t max = 100000, size_t bytes = 1 << 30) {
+    std::vector<SpoolRecord> recs;
+    std::string error;
+    EXPECT_TRUE(s.Read(max, bytes, recs, &error)) << error;
+    std::vector<uint64_t> out;
+    for (const auto& r : recs) {
+      EXPECT_EQ(r.payload, Payload(r.seq, r.payload.size())) << "payload of seq " << r.seq;
+      out.push_back(r.seq);
+    }
+    return out;
+  }
+  std::vector<std::string> Segments() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(opts_.dir))
+      if (e.path().extension() == ".seg") out.push_back(e.path().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  static std::vector<uint64_t> Range(uint64_t from, uint64_t to) {
+    std::vector<uint64_t> v;
+    for (uint64_t i = from; i <= to; ++i) v.push_back(i);
+    return v;
+  }
+
+  std::string dir_;
+  SpoolOptions opts_;
+};
+
+TEST_F(SpoolTest, ReadsInSeqOrderAndOnlyAckRemoves) {
+  auto s = Open();
+  EXPECT_EQ(s->NextSeq(), 1u);
+  AppendN(*s, 10);
+  EXPECT_EQ(Seqs(*s, 4), Range(1, 4));
+  EXPECT_EQ(Seqs(*s, 4), Range(1, 4)) << "a read without ack must not consume";
+  std::string error;
+  ASSERT_TRUE(s->Ack(4, &error)) << error;
+  EXPECT_EQ(Seqs(*s, 4), Range(5, 8));
+  ASSERT_TRUE(s->Ack(8, &error));
+  AppendN(*s, 2);
+  EXPECT_EQ(Seqs(*s), Range(9, 12));
+  EXPECT_EQ(s->stats().pending, 4u);
+}
+
+TEST_F(SpoolTest, ReadAfterSkipsRecordsAlreadyInFlight) {
+  opts_.max_bytes = 1 << 20;
+  opts_.segment_bytes = 1024;  // several segments
+  auto s = Open();
+  AppendN(*s, 100);
+  std::vector<SpoolRecord> recs;
+  std::string error;
+  uint64_t after = 0;
+  std::vector<uint64_t> got;
+  while (true) {
+    ASSERT_TRUE(s->ReadAfter(after, 7, 1 << 20, recs, &error)) << error;
+    if (recs.empty()) break;
+    for (const auto& r : recs) got.push_back(r.seq);
+    after = recs.back().seq;
+  }
+  EXPECT_EQ(got, Range(1, 100));
+  ASSERT_TRUE(s->Ack(50, &error));
+  ASSERT_TRUE(s->ReadAfter(10, 5, 1 << 20, recs, &error));
+  ASSERT_EQ(recs.size(), 5u);
+  EXPECT_EQ(recs[0].seq, 51u) << "acknowledged records are never read again";
+}
+
+TEST_F(SpoolTest, ReadHonoursByteLimitButReturnsAtLeastOne) {
+  auto s = Open();
+  AppendN(*s, 5, 100);
+  EXPECT_EQ(Seqs(*s, 100, 250), Range(1, 3));  // stops once 250 bytes are reached
+  EXPECT_EQ(Seqs(*s, 100, 1), Range(1, 1));
+}
+
+TEST_F(SpoolTest, AppendOutOfOrderIsRefused) {
+  auto s = Open();
+  std::string error;
+  EXPECT_FALSE(s->Append(5, "x", &error));
+  EXPECT_NE(error.find("out of order"), std::string::npos);
+  EXPECT_TRUE(s->Append(1, "x", &error));
+}
+
+TEST_F(SpoolTest, SeqAndPendingSurviveReopen) {
+  {
+    auto s = Open();
+    AppendN(*s, 10);
+    std::string error;
+    ASSERT_TRUE(s->Ack(3, &error));
+  }
+  auto s = Open();
+  EXPECT_EQ(s->NextSeq(), 11u);
+  EXPECT_EQ(s->stats().recovered, 7u);
+  EXPECT_EQ(Seqs(*s), Range(4, 10));
+  AppendN(*s, 2);
+  EXPECT_EQ(Seqs(*s), Range(4, 12));
+}
+
+TEST_F(SpoolTest, SeqContinuesAfterEverythingWasAcked) {
+  {
+    auto s = Open();
+    AppendN(*s, 5);
+    std::string error;
+    ASSERT_TRUE(s->Ack(5, &error));
+  }
+  auto s = Open();
+  EXPECT_EQ(s->NextSeq(), 6u) << "a reused seq would be deduplicated away by the server";
+  EXPECT_TRUE(Seqs(*s).empty());
+}
+
+TEST_F(SpoolTest, BoundDropsOldestSegmentsAndCountsThem) {
+  opts_.max_bytes = 8192;
+  opts_.segment_bytes = 2048;
+  auto s = Open();
+  AppendN(*s, 200, 100);  // 200 * 116 bytes = 23 KiB through an 8 KiB spool
+  SpoolStats st = s->stats();
+  EXPECT_LE(st.bytes, opts_.max_bytes);
+  EXPECT_GT(st.dropped, 0u);
+  EXPECT_EQ(st.dropped + st.pending, 200u) << "every event is either waiting or counted as dropped";
+  std::vector<uint64_t> seqs = Seqs(*s);
+  ASSERT_FALSE(seqs.empty());
+  EXPECT_EQ(seqs, Range(st.dropped + 1, 200)) << "the newest events are kept, in order";
+  uint64_t total = 0;
+  for (const auto& f : Segments()) total += fs::file_size(f);
+  EXPECT_EQ(total, st.bytes);
+}
+
+TEST_F(SpoolTest, DropsCountOnlyUnackedRecords) {
+  opts_.max_bytes = 8192;
+  opts_.segment_bytes = 2048;
+  auto s = Open();
+  AppendN(*s, 30, 100);
+  std::string error;
+  ASSERT_TRUE(s->Ack(30, &error));
+  AppendN(*s, 200, 100);
+  SpoolStats st = s->stats();
+  EXPECT_EQ(st.dropped + st.pending, 200u);
+}
+
+TEST_F(SpoolTest, AckDeletesFullyAcknowledgedSegments) {
+  opts_.max_bytes = 1 << 20;
+  opts_.segment_bytes = 4096;
+  auto s = Open();
+  AppendN(*s, 300, 100);
+  size_t before = Segments().size();
+  EXPECT_GT(before, 5u);
+  std::string error;
+  ASSERT_TRUE(s->Ack(300, &error));
+  EXPECT_EQ(Segments().size(), 1u) << "only the open tail remains";
+  EXPECT_EQ(s->stats().pending, 0u);
+}
+
+TEST_F(SpoolTest, TornTailFromACrashIsCutAndTheRestKept) {
+  {
+    auto s = Open();
+    AppendN(*s, 5);
+  }
+  std::vector<std::string> segs = Segments();
+  ASSERT_EQ(segs.size(), 1u);
+  uint64_t good_size = fs::file_size(segs[0]);
+  {
+    // Half a record: a header announcing 100 bytes followed by 10.
+    int fd = open(segs[0].c_str(), O_WRONLY | O_APPEND);
+    ASSERT_GE(fd, 0);
+    unsigned char header[16] = {100, 0, 0, 0, 1, 2, 3, 4, 6, 0, 0, 0, 0, 0, 0, 0};
+    ASSERT_EQ(write(fd, header, 16), 16);
+    ASSERT_EQ(write(fd, "0123456789", 10), 10);
+    close(fd);
+  }
+  auto s = Open();
+  SpoolStats st = s->stats();
+  EXPECT_EQ(st.recovered, 5u);
+  EXPECT_EQ(st.truncated_bytes, 26u);
+  EXPECT_EQ(fs::file_size(segs[0]), good_size);
+  EXPECT_EQ(s->NextSeq(), 6u);
+  AppendN(*s, 1);
+  EXPECT_EQ(Seqs(*s), Range(1, 6));
+}
+
+TEST_F(SpoolTest, CorruptRecordEndsTheSegmentThere) {
+  {
+    auto s = Open();
+    AppendN(*s, 5, 50);
+  }
+  std::vector<std::string> segs = Segments();
+  ASSERT_EQ(segs.size(), 1u);
+  {
+    // Flip one payload byte of the third record (records are 66 bytes).
+    int fd = open(segs[0].c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    char c;
+    ASSERT_EQ(pread(fd, &c, 1, 2 * 66 + 20), 1);
+    c ^= 0x20;
+    ASSERT_EQ(pwrite(fd, &c, 1, 2 * 66 + 20), 1);
+    close(fd);
+  }
+  auto s = Open();
+  EXPECT_EQ(s->stats().truncated_bytes, 3u * 66);
+  EXPECT_EQ(Seqs(*s), Range(1, 2));
+  EXPECT_EQ(s->NextSeq(), 3u);
+}
+
+TEST_F(SpoolTest, RefusesRecordsLargerThanASegmentAndTooSmallBounds) {
+  opts_.max_bytes = 8192;
+  opts_.segment_bytes = 2048;
+  auto s = Open();
+  std::string error;
+  EXPECT_FALSE(s->Append(1, std::string(4000, 'x'), &error));
+  EXPECT_NE(error.find("exceeds"), std::string::npos);
+  EXPECT_EQ(s->NextSeq(), 1u);
+  opts_.segment_bytes = 8192;
+  EXPECT_EQ(Spool::Open(opts_, &error), nullptr);
+  EXPECT_NE(error.find("two segments"), std::string::npos);
+}
+
+TEST_F(SpoolTest, FilesArePrivate) {
+  auto s = Open();
+  AppendN(*s, 1);
+  struct stat st {};
+  ASSERT_EQ(stat(opts_.dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(stat(Segments()[0].c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+}  // namespace
+}  // namespace boing::agent
