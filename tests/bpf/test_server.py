@@ -1,6 +1,8 @@
 """A tiny HTTP/1.1 keep-alive server for the sensor's kernel tests.
 
-GET /sleep/<ms>/... answers after sleeping <ms> milliseconds; anything else answers 200 with a short
+GET /sleep/<ms>/... answers after sleeping <ms> milliseconds, with X-Handler-Ms: the time from
+before the request line was read to just before the response (an upper bound of the latency the
+sensor should report, whatever the scheduler did meanwhile); anything else answers 200 with a short
 body, or 404 for paths under /missing. --tls CERT KEY serves HTTPS through Python's ssl module
 (libssl loaded at run time). Binds to --bind (IPv4 or IPv6) and --port.
 """
@@ -14,6 +16,10 @@ import time
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def handle_one_request(self):
+        self._t0 = time.monotonic()
+        super().handle_one_request()
+
     def _answer(self):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
@@ -23,7 +29,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(int(parts[2]) / 1000.0)
         status = 404 if self.path.startswith("/missing") else 200
         body = b"ok\n"
+        handler_ms = (time.monotonic() - self._t0) * 1000.0
         self.send_response(status)
+        self.send_header("X-Handler-Ms", f"{handler_ms:.3f}")
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
