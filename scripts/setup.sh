@@ -15,7 +15,7 @@ PACKAGES=(
   # boing-agent's uplink and configuration
   libcurl4-openssl-dev libyaml-cpp-dev
   # services and clients used by the main job and the tests
-  mariadb-server mariadb-client sqlite3 openssl curl procps nginx-light nodejs
+  mariadb-server mariadb-client sqlite3 openssl curl procps nginx-light nodejs wrk
   # Debian's Python modules for the integration tests (run with /usr/bin/python3)
   python3 python3-websocket python3-cryptography
 )
