@@ -709,15 +709,6 @@ class NginxToServerTest(unittest.TestCase):
         self.assertEqual(len({e["identity"] for e in logs}), 1, "one caller, one identity")
         self.assert_secret_absent()
 
-    def kernel_drops(self):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
-                                        timeout=2) as r:
-                return [line for line in r.read().decode().splitlines()
-                        if "drop" in line and not line.startswith("#")]
-        except OSError as e:
-            return [str(e)]
-
     def assert_secret_absent(self):
         secret = self.SECRET.encode()
         reqs = self.recorder.requests()
