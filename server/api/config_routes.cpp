@@ -13,6 +13,9 @@ Json DetectorJson(const DetectorConfig& d) {
           {"enabled", d.enabled},
           {"severity", d.severity},
           {"config", config.is_discarded() ? Json::object() : config},
+          {"implemented",
+           std::find(detect::ImplementedDetectors().begin(), detect::ImplementedDetectors().end(),
+                     d.id) != detect::ImplementedDetectors().end()},
           {"updated_at", d.updated_at},
           {"updated_by", d.updated_by}};
 }
@@ -37,7 +40,7 @@ bool ValidSeverity(const std::string& s) {
 
 void App::RegisterConfig(http::Router& r) {
   r.Add("GET", "/api/detectors",
-        Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
+        Authed(Access::kUser, [this](http::Request&, const Principal&) -> http::Response {
           Json list = Json::array();
           for (const auto& d : store_->ListDetectors()) list.push_back(DetectorJson(d));
           return http::Response::Json(200, Json{{"detectors", list}}.dump());
@@ -96,6 +99,7 @@ void App::RegisterConfig(http::Router& r) {
           d->updated_by = p.user.id;
           Status s = store_->UpdateDetector(*d);
           if (!s.ok) return StoreError(s);
+          ReloadDetection();
           Audit(p, req, "detector.update", "detector:" + d->id, changed);
           return http::Response::Json(200, DetectorJson(*d).dump());
         }));
@@ -164,27 +168,27 @@ void App::RegisterConfig(http::Router& r) {
                 e.created_by = p.user.id;
                 Status s = store_->AddListEntry(e);
                 if (!s.ok) return StoreError(s);
+                ReloadDetection();
                 Audit(p, req, list + ".add", list + ":" + std::to_string(e.id),
                       {{"kind", e.kind}, {"value", e.value}, {"api_id", e.api_id}});
                 return http::Response::Json(201, EntryJson(e).dump());
               }));
 
     r.Add("GET", "/api/" + list,
-          Authed(Access::kUser,
-                 [this, list](http::Request& req, const Principal& p) -> http::Response {
-                   auto visible = VisibleApis(p);
-                   const int64_t now = NowSeconds();
-                   Json out = Json::array();
-                   for (const auto& e : store_->ListEntries(list)) {
-                     if (e.expires_at != 0 && e.expires_at <= now) continue;
-                     if (visible && e.api_id != 0 &&
-                         std::find(visible->begin(), visible->end(), e.api_id) == visible->end()) {
-                       continue;
-                     }
-                     out.push_back(EntryJson(e));
-                   }
-                   return http::Response::Json(200, Json{{"entries", out}}.dump());
-                 }));
+          Authed(Access::kUser, [this, list](http::Request&, const Principal& p) -> http::Response {
+            auto visible = VisibleApis(p);
+            const int64_t now = NowSeconds();
+            Json out = Json::array();
+            for (const auto& e : store_->ListEntries(list)) {
+              if (e.expires_at != 0 && e.expires_at <= now) continue;
+              if (visible && e.api_id != 0 &&
+                  std::find(visible->begin(), visible->end(), e.api_id) == visible->end()) {
+                continue;
+              }
+              out.push_back(EntryJson(e));
+            }
+            return http::Response::Json(200, Json{{"entries", out}}.dump());
+          }));
 
     r.Add("DELETE", "/api/" + list + "/:id",
           Authed(Access::kUser,
@@ -199,6 +203,7 @@ void App::RegisterConfig(http::Router& r) {
                    }
                    Status s = store_->DeleteListEntry(list, e->id);
                    if (!s.ok) return StoreError(s);
+                   ReloadDetection();
                    Audit(p, req, list + ".delete", list + ":" + std::to_string(e->id),
                          {{"kind", e->kind}, {"value", e->value}});
                    return http::Response::Json(204, "");
@@ -206,7 +211,7 @@ void App::RegisterConfig(http::Router& r) {
   }
 
   r.Add("GET", "/api/audit",
-        Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {
+        Authed(Access::kAdmin, [this](http::Request& req, const Principal&) -> http::Response {
           int limit = 100;
           int64_t before = 0;
           if (auto v = req.QueryParam("limit")) {

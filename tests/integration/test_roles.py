@@ -42,6 +42,7 @@ MATRIX = {
     ("GET", "/api/blacklist"): (401, ANY, ANY, ANY),
     ("DELETE", "/api/blacklist/:id"): (401, 404, ANY, ANY),
     ("GET", "/api/audit"): (401, 403, 403, ANY),
+    ("GET", "/api/findings"): (401, ANY, ANY, ANY),  # each sees only findings of own APIs
     ("GET", "/healthz"): (ANY, ANY, ANY, ANY),
     ("GET", "/readyz"): (ANY, ANY, ANY, ANY),
     ("GET", "/metrics"): (ANY, ANY, ANY, ANY),
