@@ -383,7 +383,7 @@ struct Pipeline::Impl {
   bool pending_lists_set = false;
 
   // Per-event scratch, reused.
-  std::string tmpl, norm, scratch, content_type, ua;
+  std::string tmpl, norm, scratch, content_type, ua, location;
   std::vector<ContentMatch> matches;
   struct ClassHit {
     const char* rule = nullptr;
@@ -716,8 +716,10 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
     if (any_headers) {
       for (const auto& [k, v] : e.headers) {
         if (SkipHeader(k)) continue;
-        std::string loc = "header:" + Lower(k);
-        ScanRaw(v, loc, false, true);
+        location.assign("header:");
+        for (char ch : k)
+          location += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        ScanRaw(v, location, false, true);
       }
       if (!e.user_agent.empty()) ScanRaw(e.user_agent, "header:user-agent", false, true);
     }

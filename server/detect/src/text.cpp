@@ -244,9 +244,20 @@ int TemplateOf(std::string_view endpoint, std::string& out, uint64_t* ids_hash) 
 }
 
 void Normalize(std::string_view in, std::string& out, bool plus_is_space) {
-  std::string a, b;
-  a.reserve(in.size());
-  b.reserve(in.size());
+  // Most values hold nothing to decode: folding case and whitespace is then the whole job.
+  bool decode = false;
+  for (char ch : in) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '%' || c == '&' || c == '\\' || (c == '+' && plus_is_space) || c >= 0x80) {
+      decode = true;
+      break;
+    }
+  }
+  if (!decode) {
+    FoldAndLower(in, out);
+    return;
+  }
+  thread_local std::string a, b;
   a.assign(in);
   for (int round = 0; round < 4; ++round) {
     UrlDecode(a, b, plus_is_space && round == 0);
@@ -255,7 +266,7 @@ void Normalize(std::string_view in, std::string& out, bool plus_is_space) {
     if (b == a) break;
     a.swap(b);
   }
-  out.swap(a);
+  out.assign(a);
 }
 
 bool ValidUtf8(std::string_view s) {
