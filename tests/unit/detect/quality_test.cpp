@@ -115,7 +115,7 @@ TEST(PayloadQuality, HttpParamsRecallAndFalsePositives) {
   auto recall = [&](const char* c) {
     return static_cast<double>(held[c].detected) / held[c].total;
   };
-  // Held-out figures measured when the signatures were written (docs/benchmarks.md), less a
+  // Held-out figures measured when the signatures were written (bench/detect/README.md), less a
   // small margin: a regression of a rule or of the normaliser fails here.
   EXPECT_GE(recall("sqli"), 0.995);
   EXPECT_GE(recall("xss"), 0.94);
