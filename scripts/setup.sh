@@ -10,6 +10,8 @@ PACKAGES=(
   # libraries
   libboost-all-dev libmysqlcppconn-dev libsqlite3-dev nlohmann-json3-dev libsimdjson-dev
   libssl-dev libargon2-dev zlib1g-dev libgtest-dev libgmock-dev
+  # detection: multi-pattern signature scan
+  libhyperscan-dev
   # the eBPF sensor (boing-agent)
   clang libbpf-dev bpftool libelf-dev linux-libc-dev
   # boing-agent's uplink and configuration

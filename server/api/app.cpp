@@ -89,8 +89,11 @@ int RateLimiter::Hit(const std::string& key, int limit, int window_s, int64_t no
 
 // --- IngestWriter --------------------------------------------------------------------------
 
-IngestWriter::IngestWriter(Store& store, size_t queue_max, size_t commit_max)
-    : store_(store), queue_max_(queue_max), commit_max_(commit_max) {
+IngestWriter::IngestWriter(Store& store, size_t queue_max, size_t commit_max, OnCommit on_commit)
+    : store_(store),
+      queue_max_(queue_max),
+      commit_max_(commit_max),
+      on_commit_(std::move(on_commit)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -166,6 +169,7 @@ void IngestWriter::Loop() {
       queued_events_ -= n;
       item.done(std::move(r));
     }
+    if (st.ok && on_commit_ && !all.empty()) on_commit_(all, outcomes);
     take.clear();
   }
 }
@@ -179,44 +183,14 @@ App::~App() { Shutdown(); }
 
 void App::Shutdown() {
   if (writer_) writer_->Stop();
+  if (detection_) detection_->Stop();
 }
 
-namespace {
-
-struct DetectorDefault {
-  const char* id;
-  const char* name;
-  const char* stage;
-  const char* severity;
-};
-
-// Stable ids for every detector of the pipeline; their thresholds come from the environment at
-// first start and are owned by the database afterwards.
-constexpr DetectorDefault kDetectors[] = {
-    {"rate_limit", "Rate limit per actor and endpoint", "rules", "medium"},
-    {"blacklist", "Blacklisted IP, CIDR or identity", "rules", "high"},
-    {"sqli", "SQL injection signatures", "rules", "high"},
-    {"xss", "Cross-site scripting signatures", "rules", "high"},
-    {"path_traversal", "Path traversal signatures", "rules", "high"},
-    {"cmdi", "Command injection signatures", "rules", "high"},
-    {"ldapi", "LDAP injection signatures", "rules", "high"},
-    {"nosqli", "NoSQL injection signatures", "rules", "high"},
-    {"malformed", "Malformed payloads and protocol anomalies", "rules", "low"},
-    {"brute_force", "Brute force and credential stuffing", "rules", "high"},
-    {"enumeration", "Enumeration of ids and 404 probing", "rules", "medium"},
-    {"scraping", "Scraping", "rules", "medium"},
-    {"zscore", "Z-score anomalies of rate, latency and size", "statistics", "low"},
-    {"percentile", "Rolling percentile analysis", "statistics", "low"},
-    {"traffic_spike", "Sudden traffic spikes", "statistics", "medium"},
-    {"geo", "Geographic anomalies", "statistics", "medium"},
-    {"isolation_forest", "Isolation Forest", "ml", "medium"},
-    {"one_class_svm", "One-Class SVM", "ml", "low"},
-    {"payload_classifier", "Payload classifier (TF-IDF + logistic regression)", "classifier",
-     "high"},
-    {"llm", "Local LLM review", "classifier", "medium"},
-};
-
-}  // namespace
+void App::ReloadDetection() {
+  if (!detection_) return;
+  Status s = detection_->Reload();
+  if (!s.ok) log::Error("detector settings not reloaded", {{"error", s.message}});
+}
 
 bool App::Init(std::string* error) {
   std::vector<crypto::Fernet> keys;
@@ -257,35 +231,10 @@ bool App::Init(std::string* error) {
   }
 
   const int64_t now = NowSeconds();
-  for (const auto& d : kDetectors) {
-    Json config = Json::object();
-    std::string id = d.id;
-    if (id == "rate_limit") {
-      config = {{"per_minute", cfg_.rate_limit_threshold},
-                {"per_hour", cfg_.rate_limit_threshold * 30},
-                {"algorithm", "sliding_window"}};
-    } else if (id == "zscore") {
-      config = {{"threshold", cfg_.anomaly_zscore_threshold}};
-    } else if (id == "isolation_forest" || id == "one_class_svm") {
-      config = {{"contamination", cfg_.ml_contamination},
-                {"retrain_interval_seconds", cfg_.ml_retrain_interval_s},
-                {"batch_size", cfg_.detection_batch_size}};
-    } else if (id == "llm") {
-      config = {{"endpoint", cfg_.llm_endpoint},
-                {"model", cfg_.llm_model},
-                {"timeout_ms", cfg_.llm_timeout_ms}};
-    }
-    DetectorConfig dc;
-    dc.id = id;
-    dc.name = d.name;
-    dc.stage = d.stage;
-    dc.severity = d.severity;
-    dc.enabled = id != "llm" || cfg_.llm_enabled;
-    dc.config_json = config.dump();
-    dc.updated_at = now;
+  for (const auto& dc : DefaultDetectors(cfg_, now)) {
     Status s = store_->InsertDetectorIfMissing(dc);
     if (!s.ok) {
-      *error = "cannot seed detector " + id + ": " + s.message;
+      *error = "cannot seed detector " + dc.id + ": " + s.message;
       return false;
     }
   }
@@ -333,7 +282,18 @@ bool App::Init(std::string* error) {
     if (exp > now) revoked_jtis_.insert(jti);
   }
 
-  writer_ = std::make_unique<IngestWriter>(*store_, cfg_.ingest_queue_max, cfg_.commit_max_events);
+  detection_ = std::make_unique<DetectionWorker>(*store_, cfg_.detection_queue_max,
+                                                 static_cast<size_t>(cfg_.detection_batch_size));
+  if (Status s = detection_->Reload(); !s.ok) {
+    *error = "cannot load detector settings: " + s.message;
+    return false;
+  }
+  DetectionWorker* detection = detection_.get();
+  writer_ = std::make_unique<IngestWriter>(
+      *store_, cfg_.ingest_queue_max, cfg_.commit_max_events,
+      [detection](std::vector<Event>& events, const std::vector<InsertOutcome>& outcomes) {
+        detection->Submit(events, outcomes);
+      });
   return true;
 }
 
@@ -345,6 +305,7 @@ void App::Register(http::Router& r) {
   RegisterQueries(r);
   RegisterConfig(r);
   RegisterOps(r);
+  RegisterFindings(r);
 }
 
 std::optional<http::Response> App::Limit(const std::string& key, int limit) {

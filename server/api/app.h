@@ -27,6 +27,7 @@
 #include "boing/http.h"
 #include "boing/server_config.h"
 #include "boing/store.h"
+#include "detection.h"
 
 namespace boing {
 
@@ -78,7 +79,10 @@ struct IngestResult {
 class IngestWriter {
  public:
   using Done = std::function<void(IngestResult)>;
-  IngestWriter(Store& store, size_t queue_max, size_t commit_max);
+  // Called on the writer thread after each successful commit, after the requests are answered,
+  // with the committed events (it may move from them) and their outcomes.
+  using OnCommit = std::function<void(std::vector<Event>&, const std::vector<InsertOutcome>&)>;
+  IngestWriter(Store& store, size_t queue_max, size_t commit_max, OnCommit on_commit = nullptr);
   ~IngestWriter();
   bool Submit(std::vector<Event> events, Done done);
   void Stop();  // drains the queue, then joins
@@ -95,6 +99,7 @@ class IngestWriter {
   };
   Store& store_;
   size_t queue_max_, commit_max_;
+  OnCommit on_commit_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> queue_;
@@ -112,6 +117,7 @@ class App {
   void Register(http::Router& r);
   void Shutdown();  // flushes pending ingest
   Store& store() { return *store_; }
+  DetectionWorker* detection() { return detection_.get(); }
   const ServerConfig& config() const { return cfg_; }
 
   // Access levels routes ask for.
@@ -149,6 +155,9 @@ class App {
   void RegisterQueries(http::Router& r);
   void RegisterConfig(http::Router& r);
   void RegisterOps(http::Router& r);
+  void RegisterFindings(http::Router& r);
+  // Hands changed detector settings or lists to the pipeline (from the next event on).
+  void ReloadDetection();
 
   // Ingest internals.
   std::optional<Api> ApiForKey(const std::string& api_key);
@@ -162,6 +171,7 @@ class App {
   std::optional<crypto::MultiFernet> fernet_;
   std::string identity_key_;
   RateLimiter limiter_;
+  std::unique_ptr<DetectionWorker> detection_;
   std::unique_ptr<IngestWriter> writer_;
 
   std::shared_mutex cache_mu_;

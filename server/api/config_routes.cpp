@@ -13,6 +13,9 @@ Json DetectorJson(const DetectorConfig& d) {
           {"enabled", d.enabled},
           {"severity", d.severity},
           {"config", config.is_discarded() ? Json::object() : config},
+          {"implemented",
+           std::find(detect::ImplementedDetectors().begin(), detect::ImplementedDetectors().end(),
+                     d.id) != detect::ImplementedDetectors().end()},
           {"updated_at", d.updated_at},
           {"updated_by", d.updated_by}};
 }
@@ -37,12 +40,11 @@ bool ValidSeverity(const std::string& s) {
 
 void App::RegisterConfig(http::Router& r) {
   r.Add("GET", "/api/detectors",
-        Authed(Access::kUser,
-               [this](http::Request& /*req*/, const Principal& /*p*/) -> http::Response {
-                 Json list = Json::array();
-                 for (const auto& d : store_->ListDetectors()) list.push_back(DetectorJson(d));
-                 return http::Response::Json(200, Json{{"detectors", list}}.dump());
-               }));
+        Authed(Access::kUser, [this](http::Request&, const Principal&) -> http::Response {
+          Json list = Json::array();
+          for (const auto& d : store_->ListDetectors()) list.push_back(DetectorJson(d));
+          return http::Response::Json(200, Json{{"detectors", list}}.dump());
+        }));
 
   r.Add("PUT", "/api/detectors/:id",
         Authed(Access::kAdmin, [this](http::Request& req, const Principal& p) -> http::Response {
@@ -97,6 +99,7 @@ void App::RegisterConfig(http::Router& r) {
           d->updated_by = p.user.id;
           Status s = store_->UpdateDetector(*d);
           if (!s.ok) return StoreError(s);
+          ReloadDetection();
           Audit(p, req, "detector.update", "detector:" + d->id, changed);
           return http::Response::Json(200, DetectorJson(*d).dump());
         }));
@@ -165,27 +168,27 @@ void App::RegisterConfig(http::Router& r) {
                 e.created_by = p.user.id;
                 Status s = store_->AddListEntry(e);
                 if (!s.ok) return StoreError(s);
+                ReloadDetection();
                 Audit(p, req, list + ".add", list + ":" + std::to_string(e.id),
                       {{"kind", e.kind}, {"value", e.value}, {"api_id", e.api_id}});
                 return http::Response::Json(201, EntryJson(e).dump());
               }));
 
     r.Add("GET", "/api/" + list,
-          Authed(Access::kUser,
-                 [this, list](http::Request& /*req*/, const Principal& p) -> http::Response {
-                   auto visible = VisibleApis(p);
-                   const int64_t now = NowSeconds();
-                   Json out = Json::array();
-                   for (const auto& e : store_->ListEntries(list)) {
-                     if (e.expires_at != 0 && e.expires_at <= now) continue;
-                     if (visible && e.api_id != 0 &&
-                         std::find(visible->begin(), visible->end(), e.api_id) == visible->end()) {
-                       continue;
-                     }
-                     out.push_back(EntryJson(e));
-                   }
-                   return http::Response::Json(200, Json{{"entries", out}}.dump());
-                 }));
+          Authed(Access::kUser, [this, list](http::Request&, const Principal& p) -> http::Response {
+            auto visible = VisibleApis(p);
+            const int64_t now = NowSeconds();
+            Json out = Json::array();
+            for (const auto& e : store_->ListEntries(list)) {
+              if (e.expires_at != 0 && e.expires_at <= now) continue;
+              if (visible && e.api_id != 0 &&
+                  std::find(visible->begin(), visible->end(), e.api_id) == visible->end()) {
+                continue;
+              }
+              out.push_back(EntryJson(e));
+            }
+            return http::Response::Json(200, Json{{"entries", out}}.dump());
+          }));
 
     r.Add("DELETE", "/api/" + list + "/:id",
           Authed(Access::kUser,
@@ -200,43 +203,44 @@ void App::RegisterConfig(http::Router& r) {
                    }
                    Status s = store_->DeleteListEntry(list, e->id);
                    if (!s.ok) return StoreError(s);
+                   ReloadDetection();
                    Audit(p, req, list + ".delete", list + ":" + std::to_string(e->id),
                          {{"kind", e->kind}, {"value", e->value}});
                    return http::Response::Json(204, "");
                  }));
   }
 
-  r.Add(
-      "GET", "/api/audit",
-      Authed(Access::kAdmin, [this](http::Request& req, const Principal& /*p*/) -> http::Response {
-        int limit = 100;
-        int64_t before = 0;
-        if (auto v = req.QueryParam("limit")) {
-          auto n = ParseId(*v);
-          if (!n || *n > 1000)
-            return http::Response::Error(400, "limit must be 1 to 1000", "limit");
-          limit = static_cast<int>(*n);
-        }
-        if (auto v = req.QueryParam("before_id")) {
-          auto n = ParseId(*v);
-          if (!n)
-            return http::Response::Error(400, "before_id must be a positive integer", "before_id");
-          before = *n;
-        }
-        Json out = Json::array();
-        for (const auto& a : store_->ListAudit(limit, before)) {
-          Json details = Json::parse(a.details_json, nullptr, false);
-          out.push_back({{"id", a.id},
-                         {"ts_ms", a.ts_ms},
-                         {"user_id", a.user_id},
-                         {"username", a.username},
-                         {"action", a.action},
-                         {"target", a.target},
-                         {"client_ip", a.client_ip},
-                         {"details", details.is_discarded() ? Json::object() : details}});
-        }
-        return http::Response::Json(200, Json{{"entries", out}}.dump());
-      }));
+  r.Add("GET", "/api/audit",
+        Authed(Access::kAdmin, [this](http::Request& req, const Principal&) -> http::Response {
+          int limit = 100;
+          int64_t before = 0;
+          if (auto v = req.QueryParam("limit")) {
+            auto n = ParseId(*v);
+            if (!n || *n > 1000)
+              return http::Response::Error(400, "limit must be 1 to 1000", "limit");
+            limit = static_cast<int>(*n);
+          }
+          if (auto v = req.QueryParam("before_id")) {
+            auto n = ParseId(*v);
+            if (!n)
+              return http::Response::Error(400, "before_id must be a positive integer",
+                                           "before_id");
+            before = *n;
+          }
+          Json out = Json::array();
+          for (const auto& a : store_->ListAudit(limit, before)) {
+            Json details = Json::parse(a.details_json, nullptr, false);
+            out.push_back({{"id", a.id},
+                           {"ts_ms", a.ts_ms},
+                           {"user_id", a.user_id},
+                           {"username", a.username},
+                           {"action", a.action},
+                           {"target", a.target},
+                           {"client_ip", a.client_ip},
+                           {"details", details.is_discarded() ? Json::object() : details}});
+          }
+          return http::Response::Json(200, Json{{"entries", out}}.dump());
+        }));
 }
 
 }  // namespace boing

@@ -9,16 +9,20 @@
 #include <fstream>
 #include <iostream>
 
+#include "analyze.h"
 #include "app.h"
 #include "boing/log.h"
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: boing-server [serve|routes|check] [options]
+constexpr const char* kUsage = R"(usage: boing-server [serve|routes|check|analyze] [options]
 
   serve (default)      run the server
   routes               print every HTTP/WebSocket route as JSON and exit
   check                validate the configuration, open the database, and exit
+  analyze              run the detection pipeline on stdin: events as NDJSON (the ingest
+                       format), or with --values one raw parameter value per line; writes one
+                       JSON line per input line: {"findings":[{"detector","severity",...}]}
 
 options:
   --listen HOST:PORT   listen address (default 0.0.0.0:8000; port 0 picks a free port)
@@ -27,6 +31,8 @@ options:
   --threads N          I/O threads (default 2)
   --production         production mode (same as BOING_ENV=production)
   --version            print the version and exit
+  --values             (analyze) read one raw value per line instead of events
+  --format F           (analyze) ndjson (default) or combined (nginx/Apache access log)
 
 Every setting is also read from the environment; see .env.example. Later sources win:
 --config file < environment < flags.
@@ -88,13 +94,14 @@ int main(int argc, char** argv) {
     command = argv[1];
     first = 2;
   }
-  if (command != "serve" && command != "routes" && command != "check") {
+  if (command != "serve" && command != "routes" && command != "check" && command != "analyze") {
     std::fprintf(stderr, "boing-server: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   }
   boing::Settings settings;
   std::vector<std::pair<std::string, std::string>> flags;
   std::string config_file;
+  boing::AnalyzeOptions analyze;
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char* name) -> std::optional<std::string> {
@@ -109,6 +116,11 @@ int main(int argc, char** argv) {
     } else if (a == "--version") {
       std::printf("boing-server %s\n", BOING_VERSION);
       return 0;
+    } else if (a == "--values" && command == "analyze") {
+      analyze.values = true;
+    } else if (auto v = command == "analyze" ? value("--format") : std::nullopt) {
+      if (*v != "ndjson" && *v != "combined") return Fail({"--format: ndjson or combined"});
+      analyze.combined = *v == "combined";
     } else if (a == "--production") {
       flags.emplace_back("BOING_ENV", "production");
     } else if (auto v = value("--listen")) {
@@ -131,6 +143,11 @@ int main(int argc, char** argv) {
 
   boing::ServerConfig cfg;
   if (auto errors = boing::LoadServerConfig(settings, cfg); !errors.empty()) return Fail(errors);
+
+  if (command == "analyze") {
+    std::ios::sync_with_stdio(false);
+    return boing::RunAnalyze(cfg, analyze, std::cin, std::cout);
+  }
 
   if (command == "routes") {
     boing::App app(cfg, nullptr);

@@ -95,6 +95,23 @@ void App::RegisterOps(http::Router& r) {
           line("boing_ingest_commit_failures_total", writer_->failures.load());
           metric("boing_ingest_commit_seconds_total", "counter", "Time spent in group commits.");
           line("boing_ingest_commit_seconds_total", writer_->commit_micros.load() / 1e6);
+          metric("boing_detection_events_total", "counter", "Events run through detection.");
+          line("boing_detection_events_total", detection_->processed.load());
+          metric("boing_detection_dropped_total", "counter",
+                 "Committed events that skipped detection because its queue was full.");
+          line("boing_detection_dropped_total", detection_->dropped.load());
+          metric("boing_detection_queue_events", "gauge", "Events waiting for detection.");
+          line("boing_detection_queue_events", static_cast<double>(detection_->QueueDepth()));
+          metric("boing_findings_total", "counter", "Findings stored.");
+          line("boing_findings_total", detection_->findings.load());
+          metric("boing_findings_store_failures_total", "counter", "Failed writes of findings.");
+          line("boing_findings_store_failures_total", detection_->store_failures.load());
+          metric("boing_detection_state_entries", "gauge", "Live entries in detection state.");
+          line("boing_detection_state_entries{table=\"actors\"}", detection_->actors.load());
+          line("boing_detection_state_entries{table=\"templates\"}", detection_->templates.load());
+          metric("boing_detection_state_evictions_total", "counter",
+                 "Detection state entries evicted to stay within bounds.");
+          line("boing_detection_state_evictions_total", detection_->evictions.load());
           metric("boing_auth_failures_total", "counter", "Rejected authentications.");
           line("boing_auth_failures_total", auth_failures.load());
           metric("boing_http_responses_total", "counter", "HTTP responses by status class.");

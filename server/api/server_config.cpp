@@ -83,6 +83,7 @@ const std::vector<std::string>& ServerConfigVariables() {
                                                  "ML_CONTAMINATION",
                                                  "ML_RETRAIN_INTERVAL_SECONDS",
                                                  "DETECTION_BATCH_SIZE",
+                                                 "DETECTION_QUEUE_MAX",
                                                  "SMTP_HOST",
                                                  "SMTP_PORT",
                                                  "SMTP_USER",
@@ -199,6 +200,7 @@ std::vector<std::string> LoadServerConfig(const Settings& s, ServerConfig& c) {
   s.GetDouble("ML_CONTAMINATION", 0.0001, 0.5, &c.ml_contamination, e);
   i64("ML_RETRAIN_INTERVAL_SECONDS", c.ml_retrain_interval_s, 10, 86400 * 30);
   i64("DETECTION_BATCH_SIZE", c.detection_batch_size, 1, 1000000);
+  i64("DETECTION_QUEUE_MAX", c.detection_queue_max, 1, 100000000);
 
   str("SMTP_HOST", c.smtp_host);
   i64("SMTP_PORT", c.smtp_port, 1, 65535);

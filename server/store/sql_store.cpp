@@ -756,7 +756,8 @@ class SqlStore final : public Store {
     auto bind = [&](Stmt* s) { s->BindInt(1, id); };
     return Write(Status::Error("delete API failed"), [&](Conn& c) {
       return Tx(c, [&]() -> Status {
-        Status st = ExecOn(c, "DELETE FROM events WHERE api_id = ?", bind);
+        Status st = ExecOn(c, "DELETE FROM findings WHERE api_id = ?", bind);
+        if (st.ok) st = ExecOn(c, "DELETE FROM events WHERE api_id = ?", bind);
         if (st.ok) st = ExecOn(c, "DELETE FROM apis WHERE id = ?", bind);
         return st;
       });
@@ -1087,6 +1088,100 @@ class SqlStore final : public Store {
     return OnPool(std::vector<int>(), [&](Conn& c) {
       return AllOn<int>(c, "SELECT version FROM schema_migrations ORDER BY version", kNoBind,
                         [](Stmt* s) { return static_cast<int>(s->Int(0)); });
+    });
+  }
+
+  // --- findings ---
+  Status InsertFindings(std::vector<FindingRecord>& findings) override {
+    if (findings.empty()) return Status::Ok();
+    return Write(Status::Error("insert findings failed"), [&](Conn& c) {
+      return Tx(c, [&]() -> Status {
+        for (auto& f : findings) {
+          Status st = ExecOn(
+              c,
+              "INSERT INTO findings (api_id, event_id, ts, detector, severity, severity_rank, "
+              "score, actor, endpoint_template, method, client_ip, identity, message, "
+              "evidence_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+              [&](Stmt* s) {
+                s->BindInt(1, f.api_id);
+                s->BindInt(2, f.event_id);
+                s->BindDouble(3, f.ts);
+                s->BindText(4, f.detector);
+                s->BindText(5, f.severity);
+                s->BindInt(6, f.severity_rank);
+                s->BindDouble(7, f.score);
+                s->BindText(8, f.actor);
+                s->BindText(9, f.endpoint_template);
+                s->BindText(10, f.method);
+                s->BindText(11, f.client_ip);
+                s->BindText(12, f.identity);
+                s->BindText(13, f.message);
+                s->BindText(14, f.evidence_json);
+                s->BindDouble(15, f.created_at);
+              });
+          if (!st.ok) return st;
+          f.id = c.LastInsertId();
+        }
+        return Status::Ok();
+      });
+    });
+  }
+  std::vector<FindingRecord> QueryFindings(const FindingFilter& f) override {
+    if (f.restrict_to_apis && f.api_ids.empty()) return {};
+    std::string sql =
+        "SELECT id, api_id, event_id, ts, detector, severity, severity_rank, score, actor, "
+        "endpoint_template, method, client_ip, identity, message, evidence_json, created_at "
+        "FROM findings WHERE id < ?";
+    if (f.restrict_to_apis) {
+      sql += " AND api_id IN (";
+      for (size_t i = 0; i < f.api_ids.size(); ++i) sql += i ? ",?" : "?";
+      sql += ")";
+    }
+    if (!f.detector.empty()) sql += " AND detector = ?";
+    if (f.min_severity_rank > 0) sql += " AND severity_rank >= ?";
+    if (!f.actor.empty()) sql += " AND actor = ?";
+    if (!f.client_ip.empty()) sql += " AND client_ip = ?";
+    if (f.event_id > 0) sql += " AND event_id = ?";
+    if (f.from_ts > 0) sql += " AND ts >= ?";
+    if (f.to_ts > 0) sql += " AND ts < ?";
+    sql += " ORDER BY id DESC LIMIT " + std::to_string(std::clamp(f.limit, 1, 1000));
+    return OnPool(std::vector<FindingRecord>(), [&](Conn& c) {
+      return AllOn<FindingRecord>(
+          c, sql,
+          [&](Stmt* s) {
+            int i = 1;
+            s->BindInt(i++, f.before_id > 0 ? f.before_id : INT64_MAX);
+            if (f.restrict_to_apis) {
+              for (int64_t id : f.api_ids) s->BindInt(i++, id);
+            }
+            if (!f.detector.empty()) s->BindText(i++, f.detector);
+            if (f.min_severity_rank > 0) s->BindInt(i++, f.min_severity_rank);
+            if (!f.actor.empty()) s->BindText(i++, f.actor);
+            if (!f.client_ip.empty()) s->BindText(i++, f.client_ip);
+            if (f.event_id > 0) s->BindInt(i++, f.event_id);
+            if (f.from_ts > 0) s->BindDouble(i++, f.from_ts);
+            if (f.to_ts > 0) s->BindDouble(i++, f.to_ts);
+          },
+          [](Stmt* s) {
+            FindingRecord r;
+            r.id = s->Int(0);
+            r.api_id = s->Int(1);
+            r.event_id = s->Int(2);
+            r.ts = s->Double(3);
+            r.detector = s->Text(4);
+            r.severity = s->Text(5);
+            r.severity_rank = static_cast<int>(s->Int(6));
+            r.score = s->Double(7);
+            r.actor = s->Text(8);
+            r.endpoint_template = s->Text(9);
+            r.method = s->Text(10);
+            r.client_ip = s->Text(11);
+            r.identity = s->Text(12);
+            r.message = s->Text(13);
+            r.evidence_json = s->Text(14);
+            r.created_at = s->Double(15);
+            return r;
+          });
     });
   }
 

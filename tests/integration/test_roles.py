@@ -61,6 +61,7 @@ MATRIX = {
     ("GET", "/api/blacklist"):                  (401, 200, 200, 200),
     ("DELETE", "/api/blacklist/:id"):           (401, DENY, 204, 204),
     ("GET", "/api/audit"):                      (401, 403, 403, 200),
+    ("GET", "/api/findings"):                   (401, DENY, 200, 200),  # ?api_id= the owner's API
     ("GET", "/healthz"):                        (200, 200, 200, 200),
     ("GET", "/readyz"):                         (200, 200, 200, 200),
     ("GET", "/metrics"):                        (200, 200, 200, 200),
@@ -158,7 +159,7 @@ class RoleMatrixTest(ServerTestCase):
             body = [event(endpoint=f"/role/batch/{who}")]
             if who == "owner":  # the ingest key alone (a Bearer here would be read as an agent token)
                 headers, token = {"X-Api-Key": fx.api()["ingest_key"]}, None
-        elif pattern in ("/api/logs", "/api/export/logs", "/api/metrics"):
+        elif pattern in ("/api/logs", "/api/export/logs", "/api/metrics", "/api/findings"):
             path = f"{pattern}?api_id={fx.api()['id']}"
         elif pattern == "/api/detectors/:id":
             det = self.server.get("/api/detectors", self.admin).json()["detectors"][0]["id"]

@@ -121,6 +121,40 @@ struct AuditEntry {
   std::string details_json = "{}";
 };
 
+// One finding of the detection pipeline as stored (server/detect produces them).
+struct FindingRecord {
+  int64_t id = 0;
+  int64_t api_id = 0;
+  int64_t event_id = 0;  // 0 when not tied to one stored event
+  double ts = 0;         // the event's timestamp, Unix seconds
+  std::string detector;
+  std::string severity;   // info | low | medium | high | critical
+  int severity_rank = 0;  // 0 (info) .. 4 (critical), for "at least" filters
+  double score = 0;
+  std::string actor;  // ip:<addr> | id:<identity> | api:<id>
+  std::string endpoint_template;
+  std::string method;
+  std::string client_ip;
+  std::string identity;
+  std::string message;
+  std::string evidence_json = "{}";
+  double created_at = 0;
+};
+
+struct FindingFilter {
+  std::vector<int64_t> api_ids;  // with restrict_to_apis: only these (empty = nothing)
+  bool restrict_to_apis = false;
+  std::string detector;
+  int min_severity_rank = 0;
+  std::string actor;
+  std::string client_ip;
+  int64_t event_id = 0;
+  double from_ts = 0;     // inclusive; 0 = no bound
+  double to_ts = 0;       // exclusive; 0 = no bound
+  int64_t before_id = 0;  // keyset pagination: ids below this, newest first
+  int limit = 100;
+};
+
 // Result of inserting one event of a batch.
 enum class InsertOutcome { kInserted, kDuplicate };
 
@@ -202,6 +236,11 @@ class Store {
   virtual std::vector<ListEntry> ListEntries(const std::string& list) = 0;
   virtual std::optional<ListEntry> GetListEntry(int64_t id) = 0;
   virtual Status DeleteListEntry(const std::string& list, int64_t id) = 0;
+
+  // Findings: InsertFindings writes all in one transaction and sets their ids; QueryFindings
+  // returns the newest first.
+  virtual Status InsertFindings(std::vector<FindingRecord>& findings) = 0;
+  virtual std::vector<FindingRecord> QueryFindings(const FindingFilter& f) = 0;
 
   // Audit log, newest first.
   virtual Status AddAudit(const AuditEntry& a) = 0;

@@ -868,45 +868,53 @@ TEST_P(StoreTest, ReopenKeepsDataAndIdsAreNotReused) {
 
 TEST_P(StoreTest, MigrationsAreRecordedOnceAndFailuresNameTheFile) {
   using store_internal::Migration;
-  EXPECT_EQ(store_internal::AppliedMigrations(*store_), std::vector<int>({1}));
+  std::vector<Migration> m(Embedded().begin(), Embedded().end());
+  ASSERT_FALSE(m.empty());
+  // The embedded migrations are numbered 1..n without gaps; the test's own follow them.
+  const int n = static_cast<int>(m.size());
+  auto upto = [](int last) {
+    std::vector<int> v;
+    for (int i = 1; i <= last; ++i) v.push_back(i);
+    return v;
+  };
+  EXPECT_EQ(store_internal::AppliedMigrations(*store_), upto(n));
   ASSERT_NO_FATAL_FAILURE(Reopen());
-  EXPECT_EQ(store_internal::AppliedMigrations(*store_), std::vector<int>({1}));
+  EXPECT_EQ(store_internal::AppliedMigrations(*store_), upto(n));
   store_.reset();
 
-  std::vector<Migration> m(Embedded().begin(), Embedded().end());
-  ASSERT_EQ(m.size(), 1u);
-  // Re-running 0002 would fail on the primary key: reopening proves it is applied only once.
-  m.push_back({2, "0002_seed.sql",
+  // Re-running the seed migration would fail on the primary key: reopening proves it is applied
+  // only once.
+  m.push_back({n + 1, "9001_seed.sql",
                "-- a comment; with a semicolon\n"
                "INSERT INTO settings (`key`, value) VALUES ('m2', 'a;b');\n"
                "CREATE TABLE extra_2 (x INTEGER NOT NULL);\n"});
   std::string err;
   store_ = OpenWith(m, &err);
   ASSERT_TRUE(store_) << err;
-  EXPECT_EQ(store_internal::AppliedMigrations(*store_), std::vector<int>({1, 2}));
+  EXPECT_EQ(store_internal::AppliedMigrations(*store_), upto(n + 1));
   EXPECT_EQ(store_->GetSetting("m2"), "a;b");
   store_.reset();
   store_ = OpenWith(m, &err);
   ASSERT_TRUE(store_) << err;
-  EXPECT_EQ(store_internal::AppliedMigrations(*store_), std::vector<int>({1, 2}));
+  EXPECT_EQ(store_internal::AppliedMigrations(*store_), upto(n + 1));
   store_.reset();
 
   m.push_back(
-      {3, "0003_broken.sql", "CREATE TABLE extra_3 (x INTEGER NOT NULL);\nTHIS IS NOT SQL;\n"});
+      {n + 2, "9002_broken.sql", "CREATE TABLE extra_3 (x INTEGER NOT NULL);\nTHIS IS NOT SQL;\n"});
   err.clear();
   EXPECT_FALSE(OpenWith(m, &err));
-  EXPECT_NE(err.find("0003_broken.sql"), std::string::npos) << err;
+  EXPECT_NE(err.find("9002_broken.sql"), std::string::npos) << err;
   m.pop_back();
   store_ = OpenWith(m, &err);
   ASSERT_TRUE(store_) << err;
-  EXPECT_EQ(store_internal::AppliedMigrations(*store_), std::vector<int>({1, 2}));
+  EXPECT_EQ(store_internal::AppliedMigrations(*store_), upto(n + 1));
   if (GetParam() == Backend::kSqlite) {
-    // SQLite ran 0003 in one transaction: its first statement was rolled back too.
+    // SQLite ran the broken one in one transaction: its first statement was rolled back too.
     store_.reset();
-    m.push_back({3, "0003_fixed.sql", "CREATE TABLE extra_3 (y INTEGER);"});
+    m.push_back({n + 2, "9002_fixed.sql", "CREATE TABLE extra_3 (y INTEGER);"});
     store_ = OpenWith(m, &err);
     ASSERT_TRUE(store_) << err;
-    EXPECT_EQ(store_internal::AppliedMigrations(*store_), std::vector<int>({1, 2, 3}));
+    EXPECT_EQ(store_internal::AppliedMigrations(*store_), upto(n + 2));
   }
 }
 

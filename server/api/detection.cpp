@@ -1,0 +1,300 @@
+#include "detection.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "boing/log.h"
+
+namespace boing {
+
+using Json = nlohmann::json;
+
+namespace {
+
+struct DetectorDefault {
+  const char* id;
+  const char* name;
+  const char* stage;
+  const char* severity;
+};
+
+// Stable ids for every detector of the pipeline, in stage order.
+constexpr DetectorDefault kDetectors[] = {
+    {"rate_limit", "Rate limit per actor and endpoint", "rules", "medium"},
+    {"blacklist", "Blacklisted IP, CIDR or identity", "rules", "high"},
+    {"sqli", "SQL injection signatures", "rules", "high"},
+    {"xss", "Cross-site scripting signatures", "rules", "high"},
+    {"path_traversal", "Path traversal signatures", "rules", "high"},
+    {"cmdi", "Command injection signatures", "rules", "high"},
+    {"ldapi", "LDAP injection signatures", "rules", "high"},
+    {"nosqli", "NoSQL injection signatures", "rules", "high"},
+    {"malformed", "Malformed payloads and protocol anomalies", "rules", "low"},
+    {"brute_force", "Brute force and credential stuffing", "rules", "high"},
+    {"enumeration", "Enumeration of ids and 404 probing", "rules", "medium"},
+    {"scraping", "Scraping", "rules", "medium"},
+    {"zscore", "Z-score anomalies of rate, latency and size", "statistics", "low"},
+    {"percentile", "Rolling percentile analysis", "statistics", "low"},
+    {"traffic_spike", "Sudden traffic spikes", "statistics", "medium"},
+    {"geo", "Geographic anomalies", "statistics", "medium"},
+    {"isolation_forest", "Isolation Forest", "ml", "medium"},
+    {"one_class_svm", "One-Class SVM", "ml", "low"},
+    {"payload_classifier", "Payload classifier (TF-IDF + logistic regression)", "classifier",
+     "high"},
+    {"llm", "Local LLM review", "classifier", "medium"},
+};
+
+// Cuts to at most `max` bytes without splitting a UTF-8 sequence.
+std::string Bounded(std::string s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  s.resize(n);
+  return s;
+}
+
+}  // namespace
+
+std::vector<DetectorConfig> DefaultDetectors(const ServerConfig& cfg, int64_t now) {
+  std::vector<DetectorConfig> out;
+  for (const auto& d : kDetectors) {
+    Json config = Json::object();
+    std::string id = d.id;
+    if (id == "rate_limit") {
+      config = {{"per_minute", cfg.rate_limit_threshold},
+                {"per_hour", cfg.rate_limit_threshold * 30},
+                {"endpoint_per_minute", cfg.rate_limit_threshold * 10},
+                {"endpoint_per_hour", cfg.rate_limit_threshold * 300},
+                {"cooldown_seconds", 60},
+                {"algorithm", "sliding_window"}};
+    } else if (id == "malformed") {
+      config = {{"max_headers", 64}, {"max_header_value_bytes", 4096}, {"max_header_bytes", 8192}};
+    } else if (id == "brute_force") {
+      config = {{"window_seconds", 60},
+                {"failures", 10},
+                {"stuffing_failures", 30},
+                {"stuffing_ips", 10},
+                {"cooldown_seconds", 60},
+                {"auth_paths",
+                 {"login", "signin", "sign-in", "logon", "auth", "token", "session", "password",
+                  "oauth"}}};
+    } else if (id == "enumeration") {
+      config = {{"window_seconds", 300},
+                {"distinct_ids", 50},
+                {"not_found_ratio", 0.5},
+                {"min_requests", 20},
+                {"cooldown_seconds", 300}};
+    } else if (id == "scraping") {
+      config = {{"window_seconds", 300},
+                {"min_requests", 300},
+                {"distinct_ratio", 0.8},
+                {"bot_min_requests", 60},
+                {"cooldown_seconds", 300}};
+    } else if (id == "zscore") {
+      config = {{"threshold", cfg.anomaly_zscore_threshold},
+                {"min_samples", 100},
+                {"alpha", 0.01},
+                {"min_rate", 10},
+                {"cooldown_seconds", 60}};
+    } else if (id == "percentile") {
+      config = {{"window_seconds", 3600},
+                {"quantile", 0.99},
+                {"factor", 3},
+                {"min_samples", 200},
+                {"cooldown_seconds", 60}};
+    } else if (id == "sqli" || id == "xss" || id == "path_traversal" || id == "cmdi" ||
+               id == "ldapi" || id == "nosqli") {
+      config = {{"scan_headers", true}};
+    } else if (id == "isolation_forest" || id == "one_class_svm") {
+      config = {{"contamination", cfg.ml_contamination},
+                {"retrain_interval_seconds", cfg.ml_retrain_interval_s},
+                {"batch_size", cfg.detection_batch_size}};
+    } else if (id == "llm") {
+      config = {{"endpoint", cfg.llm_endpoint},
+                {"model", cfg.llm_model},
+                {"timeout_ms", cfg.llm_timeout_ms}};
+    }
+    DetectorConfig dc;
+    dc.id = id;
+    dc.name = d.name;
+    dc.stage = d.stage;
+    dc.severity = d.severity;
+    dc.enabled = id != "llm" || cfg.llm_enabled;
+    dc.config_json = config.dump();
+    dc.updated_at = now;
+    out.push_back(std::move(dc));
+  }
+  return out;
+}
+
+std::vector<detect::DetectorSettings> ToSettings(const std::vector<DetectorConfig>& configs) {
+  std::vector<detect::DetectorSettings> out;
+  for (const auto& c : configs) {
+    detect::DetectorSettings s;
+    s.id = c.id;
+    s.enabled = c.enabled;
+    if (!detect::ParseSeverity(c.severity, &s.severity)) s.severity = detect::Severity::kMedium;
+    s.config = Json::parse(c.config_json, nullptr, false);
+    if (s.config.is_discarded() || !s.config.is_object()) s.config = Json::object();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<detect::ListRule> ToListRules(const std::vector<ListEntry>& white,
+                                          const std::vector<ListEntry>& black) {
+  std::vector<detect::ListRule> out;
+  for (const auto* list : {&white, &black}) {
+    for (const auto& e : *list) {
+      detect::ListRule r;
+      r.whitelist = list == &white;
+      r.kind = e.kind;
+      r.value = e.value;
+      r.api_id = e.api_id;
+      r.expires_at = static_cast<double>(e.expires_at);
+      out.push_back(std::move(r));
+    }
+  }
+  return out;
+}
+
+FindingRecord ToRecord(const detect::Finding& f, double now) {
+  FindingRecord r;
+  r.api_id = f.api_id;
+  r.event_id = f.event_id;
+  r.ts = f.timestamp;
+  r.detector = f.detector;
+  r.severity = detect::SeverityName(f.severity);
+  r.severity_rank = static_cast<int>(f.severity);
+  r.score = std::isfinite(f.score) ? f.score : 0;
+  // Column sizes of sql/*/0002_detect.sql.
+  r.actor = Bounded(f.actor, 300);
+  r.endpoint_template = Bounded(f.endpoint_template, 600);
+  r.method = Bounded(f.method, 32);
+  r.client_ip = Bounded(f.client_ip, 64);
+  r.identity = Bounded(f.identity, 128);
+  r.message = Bounded(f.message, 1000);
+  r.evidence_json = f.evidence.dump(-1, ' ', false, Json::error_handler_t::replace);
+  r.created_at = now;
+  return r;
+}
+
+Json FindingJson(const detect::Finding& f) {
+  Json j = {{"detector", f.detector},
+            {"severity", detect::SeverityName(f.severity)},
+            {"score", f.score},
+            {"message", f.message},
+            {"evidence", f.evidence}};
+  if (!f.actor.empty()) {
+    j["actor"] = f.actor;
+    j["api_id"] = f.api_id;
+    j["endpoint_template"] = f.endpoint_template;
+  }
+  return j;
+}
+
+Json FindingRecordJson(const FindingRecord& f) {
+  Json evidence = Json::parse(f.evidence_json, nullptr, false);
+  return {{"id", f.id},
+          {"api_id", f.api_id},
+          {"event_id", f.event_id},
+          {"timestamp", f.ts},
+          {"detector", f.detector},
+          {"severity", f.severity},
+          {"score", f.score},
+          {"actor", f.actor},
+          {"endpoint_template", f.endpoint_template},
+          {"method", f.method},
+          {"client_ip", f.client_ip},
+          {"identity", f.identity},
+          {"message", f.message},
+          {"evidence", evidence.is_discarded() ? Json::object() : evidence},
+          {"created_at", f.created_at}};
+}
+
+DetectionWorker::DetectionWorker(Store& store, size_t queue_max, size_t batch_max)
+    : store_(store), queue_max_(queue_max), batch_max_(batch_max ? batch_max : 1) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+DetectionWorker::~DetectionWorker() { Stop(); }
+
+Status DetectionWorker::Reload() {
+  auto detectors = store_.ListDetectors();
+  if (detectors.empty()) return Status::Unavailable("no detector configuration could be read");
+  pipeline_.Configure(ToSettings(detectors));
+  pipeline_.SetLists(ToListRules(store_.ListEntries("whitelist"), store_.ListEntries("blacklist")));
+  return Status::Ok();
+}
+
+void DetectionWorker::Submit(std::vector<Event>& events,
+                             const std::vector<InsertOutcome>& outcomes) {
+  size_t n = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (i < outcomes.size() && outcomes[i] != InsertOutcome::kInserted) continue;
+      if (queue_.size() >= queue_max_) {
+        ++dropped;
+        continue;
+      }
+      queue_.push_back(std::move(events[i]));
+      ++n;
+    }
+    depth_ = queue_.size();
+  }
+  if (n) cv_.notify_one();
+}
+
+void DetectionWorker::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void DetectionWorker::Loop() {
+  std::vector<Event> batch;
+  std::vector<detect::Finding> found;
+  std::vector<FindingRecord> records;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      while (!queue_.empty() && batch.size() < batch_max_) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      depth_ = queue_.size();
+    }
+    found.clear();
+    for (const auto& e : batch) pipeline_.Process(e, found);
+    processed += batch.size();
+    batch.clear();
+    if (!found.empty()) {
+      const double now =
+          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
+      records.clear();
+      for (const auto& f : found) records.push_back(ToRecord(f, now));
+      Status st = store_.InsertFindings(records);
+      if (st.ok) {
+        findings += records.size();
+      } else {
+        ++store_failures;
+        log::Error("storing findings failed",
+                   {{"findings", records.size()}, {"error", st.message}});
+      }
+    }
+    auto c = pipeline_.Counters();
+    actors = c.actors;
+    templates = c.templates;
+    evictions = c.evictions;
+  }
+}
+
+}  // namespace boing

@@ -1,0 +1,62 @@
+// Runs committed events through the detection pipeline off the request path and stores the
+// findings.
+//
+// Invariants: Submit never blocks and never fails ingest — when the bounded queue is full the
+// events skip detection and are counted as dropped. One worker thread owns the pipeline (all
+// detection state); configuration and list changes reach it through Reload(), which applies from
+// the next event processed. Findings are written in one transaction per batch.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "boing/detect/pipeline.h"
+#include "boing/server_config.h"
+#include "boing/store.h"
+
+namespace boing {
+
+// The detectors of the pipeline with their first-start defaults (thresholds from the
+// configuration); the database owns them afterwards.
+std::vector<DetectorConfig> DefaultDetectors(const ServerConfig& cfg, int64_t now);
+std::vector<detect::DetectorSettings> ToSettings(const std::vector<DetectorConfig>& configs);
+std::vector<detect::ListRule> ToListRules(const std::vector<ListEntry>& white,
+                                          const std::vector<ListEntry>& black);
+// A finding as stored: text fields bounded to the column sizes, on UTF-8 boundaries.
+FindingRecord ToRecord(const detect::Finding& f, double now);
+nlohmann::json FindingJson(const detect::Finding& f);
+nlohmann::json FindingRecordJson(const FindingRecord& f);
+
+class DetectionWorker {
+ public:
+  DetectionWorker(Store& store, size_t queue_max, size_t batch_max);
+  ~DetectionWorker();
+  // Reads detector configs and both lists from the store and hands them to the pipeline.
+  Status Reload();
+  // Queues the events stored by a commit (outcome kInserted); may move from `events`.
+  void Submit(std::vector<Event>& events, const std::vector<InsertOutcome>& outcomes);
+  void Stop();  // processes what is queued, then joins
+
+  size_t QueueDepth() const { return depth_.load(); }
+  std::atomic<uint64_t> processed{0}, dropped{0}, findings{0}, store_failures{0};
+  std::atomic<uint64_t> actors{0}, templates{0}, evictions{0};
+
+ private:
+  void Loop();
+  Store& store_;
+  size_t queue_max_, batch_max_;
+  detect::Pipeline pipeline_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Event> queue_;
+  std::atomic<size_t> depth_{0};
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace boing

@@ -1,0 +1,98 @@
+// The detection pipeline: turns events into findings, independent of HTTP and storage.
+//
+// Stages run in order (rules, then statistics); each detector has its own settings (enabled,
+// severity, thresholds and windows in a JSON object) that can be replaced at any time from another
+// thread with Configure()/SetLists(): the change applies from the next event processed.
+// All state is keyed by API first (one API's state can live on one worker) and lives in bounded
+// tables with LRU eviction. Time is the events' own timestamps, so offline analysis of old logs
+// behaves like live traffic.
+//
+// Process() and ProcessValue() must be called from one thread at a time (the worker).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "boing/event.h"
+
+namespace boing::detect {
+
+enum class Severity { kInfo, kLow, kMedium, kHigh, kCritical };
+const char* SeverityName(Severity s);
+bool ParseSeverity(std::string_view s, Severity* out);
+
+struct Finding {
+  std::string detector;  // detector id
+  Severity severity = Severity::kMedium;
+  double score = 0;   // how far past the threshold (1 = at it); 1 for signature matches
+  std::string actor;  // "ip:..", "id:.." or "api:<id>" (EVENTS.md)
+  int64_t api_id = 0;
+  int64_t event_id = 0;
+  double timestamp = 0;
+  std::string method;
+  std::string endpoint_template;
+  std::string client_ip;
+  std::string identity;
+  std::string message;
+  nlohmann::json evidence = nlohmann::json::object();
+};
+
+struct DetectorSettings {
+  std::string id;
+  bool enabled = true;
+  Severity severity = Severity::kMedium;
+  nlohmann::json config = nlohmann::json::object();  // missing keys take the defaults
+};
+
+// A whitelist/blacklist entry (the store's list_entries). api_id 0 applies to every API.
+struct ListRule {
+  bool whitelist = false;
+  std::string kind;  // "ip" | "cidr" | "identity"
+  std::string value;
+  int64_t api_id = 0;
+  double expires_at = 0;  // Unix seconds, 0 = never
+};
+
+struct PipelineLimits {
+  size_t max_apis = 1024;
+  size_t max_actors_per_api = 100000;
+  size_t max_templates_per_api = 5000;
+  size_t max_enum_keys_per_api = 100000;
+};
+
+struct PipelineCounters {
+  uint64_t events = 0, findings = 0, whitelisted = 0, evictions = 0;
+  size_t actors = 0, templates = 0;  // live entries over all APIs
+};
+
+// Ids of the detectors this pipeline implements, in stage order.
+const std::vector<std::string>& ImplementedDetectors();
+
+class Pipeline {
+ public:
+  explicit Pipeline(PipelineLimits limits = {});
+  ~Pipeline();
+
+  // Replaces the settings of the detectors named (others keep theirs). Unknown ids are ignored.
+  // Detectors start with their built-in defaults and enabled.
+  void Configure(const std::vector<DetectorSettings>& settings);
+  void SetLists(std::vector<ListRule> rules);
+
+  // Appends the findings of one event (at most one per detector).
+  void Process(const Event& e, std::vector<Finding>& out);
+  // Runs the content detectors on one raw parameter value (analyze --values).
+  void ProcessValue(std::string_view value, std::vector<Finding>& out);
+
+  // Call from the processing thread (it walks the state tables).
+  PipelineCounters Counters() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace boing::detect

@@ -1,0 +1,1018 @@
+#include "boing/detect/pipeline.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+
+#include "boing/detect/bounded_map.h"
+#include "boing/detect/content.h"
+#include "boing/detect/stats.h"
+#include "boing/detect/text.h"
+#include "boing/net.h"
+
+namespace boing::detect {
+
+using Json = nlohmann::json;
+
+const char* SeverityName(Severity s) {
+  switch (s) {
+    case Severity::kInfo:
+      return "info";
+    case Severity::kLow:
+      return "low";
+    case Severity::kMedium:
+      return "medium";
+    case Severity::kHigh:
+      return "high";
+    case Severity::kCritical:
+      return "critical";
+  }
+  return "medium";
+}
+
+bool ParseSeverity(std::string_view s, Severity* out) {
+  static constexpr std::pair<std::string_view, Severity> kNames[] = {
+      {"info", Severity::kInfo},
+      {"low", Severity::kLow},
+      {"medium", Severity::kMedium},
+      {"high", Severity::kHigh},
+      {"critical", Severity::kCritical}};
+  for (auto [n, v] : kNames) {
+    if (n == s) {
+      *out = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+const std::vector<std::string>& ImplementedDetectors() {
+  static const std::vector<std::string> kIds = {
+      "blacklist",   "rate_limit", "sqli",   "xss",       "path_traversal",
+      "cmdi",        "ldapi",      "nosqli", "malformed", "brute_force",
+      "enumeration", "scraping",   "zscore", "percentile"};
+  return kIds;
+}
+
+namespace {
+
+// --- settings ----------------------------------------------------------------------------------
+
+double Num(const Json& c, const char* key, double def, double min = 0) {
+  auto it = c.find(key);
+  if (it == c.end() || !it->is_number()) return def;
+  double v = it->get<double>();
+  return std::isfinite(v) && v >= min ? v : def;
+}
+
+struct Base {
+  bool enabled = true;
+  Severity severity = Severity::kMedium;
+};
+
+struct RateCfg : Base {
+  double per_minute = 100, per_hour = 3000, endpoint_per_minute = 1000, endpoint_per_hour = 30000;
+  double cooldown = 60;
+};
+struct ContentCfg : Base {
+  bool headers = true;
+};
+struct MalformedCfg : Base {
+  double max_headers = 64, max_header_value = 4096, max_header_bytes = 8192;
+};
+struct BruteCfg : Base {
+  double window = 60, failures = 10, stuffing_failures = 30, stuffing_ips = 10, cooldown = 60;
+  std::vector<std::string> auth_paths = {"login", "signin",  "sign-in",  "logon", "auth",
+                                         "token", "session", "password", "oauth"};
+};
+struct EnumCfg : Base {
+  double window = 300, distinct_ids = 50, not_found_ratio = 0.5, min_requests = 20, cooldown = 300;
+};
+struct ScrapeCfg : Base {
+  double window = 300, min_requests = 300, distinct_ratio = 0.8, bot_min_requests = 60,
+         cooldown = 300;
+};
+struct ZCfg : Base {
+  double threshold = 3, min_samples = 100, alpha = 0.01, min_rate = 10, cooldown = 60;
+};
+struct PctCfg : Base {
+  double window = 3600, quantile = 0.99, factor = 3, min_samples = 200, cooldown = 60;
+};
+
+struct Settings {
+  Base blacklist{true, Severity::kHigh};
+  RateCfg rate;
+  std::array<ContentCfg, kAttackClasses> content;
+  MalformedCfg malformed;
+  BruteCfg brute;
+  EnumCfg enumeration;
+  ScrapeCfg scraping;
+  ZCfg zscore;
+  PctCfg percentile;
+  Settings() {
+    for (auto& c : content) c.severity = Severity::kHigh;
+    malformed.severity = zscore.severity = percentile.severity = Severity::kLow;
+    brute.severity = Severity::kHigh;
+  }
+};
+
+void Apply(Settings& s, const DetectorSettings& d) {
+  const Json& c = d.config.is_object() ? d.config : Json::object();
+  auto base = [&](Base& b) {
+    b.enabled = d.enabled;
+    b.severity = d.severity;
+  };
+  const std::string& id = d.id;
+  if (id == "blacklist") {
+    base(s.blacklist);
+  } else if (id == "rate_limit") {
+    base(s.rate);
+    s.rate.per_minute = Num(c, "per_minute", 100, 1);
+    s.rate.per_hour = Num(c, "per_hour", s.rate.per_minute * 30, 1);
+    s.rate.endpoint_per_minute = Num(c, "endpoint_per_minute", s.rate.per_minute * 10, 1);
+    s.rate.endpoint_per_hour = Num(c, "endpoint_per_hour", s.rate.endpoint_per_minute * 30, 1);
+    s.rate.cooldown = Num(c, "cooldown_seconds", 60);
+  } else if (id == "malformed") {
+    base(s.malformed);
+    s.malformed.max_headers = Num(c, "max_headers", 64, 1);
+    s.malformed.max_header_value = Num(c, "max_header_value_bytes", 4096, 1);
+    s.malformed.max_header_bytes = Num(c, "max_header_bytes", 8192, 1);
+  } else if (id == "brute_force") {
+    base(s.brute);
+    s.brute.window = Num(c, "window_seconds", 60, 1);
+    s.brute.failures = Num(c, "failures", 10, 1);
+    s.brute.stuffing_failures = Num(c, "stuffing_failures", 30, 1);
+    s.brute.stuffing_ips = Num(c, "stuffing_ips", 10, 1);
+    s.brute.cooldown = Num(c, "cooldown_seconds", 60);
+    if (auto it = c.find("auth_paths"); it != c.end() && it->is_array()) {
+      s.brute.auth_paths.clear();
+      for (const auto& p : *it) {
+        if (p.is_string() && !p.get<std::string>().empty()) {
+          std::string v = p.get<std::string>();
+          std::transform(v.begin(), v.end(), v.begin(),
+                         [](unsigned char ch) { return std::tolower(ch); });
+          s.brute.auth_paths.push_back(v);
+        }
+      }
+    }
+  } else if (id == "enumeration") {
+    base(s.enumeration);
+    s.enumeration.window = Num(c, "window_seconds", 300, 1);
+    s.enumeration.distinct_ids = Num(c, "distinct_ids", 50, 2);
+    s.enumeration.not_found_ratio = Num(c, "not_found_ratio", 0.5);
+    s.enumeration.min_requests = Num(c, "min_requests", 20, 1);
+    s.enumeration.cooldown = Num(c, "cooldown_seconds", 300);
+  } else if (id == "scraping") {
+    base(s.scraping);
+    s.scraping.window = Num(c, "window_seconds", 300, 1);
+    s.scraping.min_requests = Num(c, "min_requests", 300, 1);
+    s.scraping.distinct_ratio = Num(c, "distinct_ratio", 0.8);
+    s.scraping.bot_min_requests = Num(c, "bot_min_requests", 60, 1);
+    s.scraping.cooldown = Num(c, "cooldown_seconds", 300);
+  } else if (id == "zscore") {
+    base(s.zscore);
+    s.zscore.threshold = Num(c, "threshold", 3, 0.1);
+    s.zscore.min_samples = Num(c, "min_samples", 100, 2);
+    s.zscore.alpha = std::min(1.0, Num(c, "alpha", 0.01, 1e-6));
+    s.zscore.min_rate = Num(c, "min_rate", 10);
+    s.zscore.cooldown = Num(c, "cooldown_seconds", 60);
+  } else if (id == "percentile") {
+    base(s.percentile);
+    s.percentile.window = Num(c, "window_seconds", 3600, 60);
+    s.percentile.quantile = std::min(1.0, Num(c, "quantile", 0.99));
+    s.percentile.factor = Num(c, "factor", 3, 1);
+    s.percentile.min_samples = Num(c, "min_samples", 200, 1);
+    s.percentile.cooldown = Num(c, "cooldown_seconds", 60);
+  } else {
+    for (int k = 0; k < kAttackClasses; ++k) {
+      if (id == AttackClassId(static_cast<AttackClass>(k))) {
+        base(s.content[static_cast<size_t>(k)]);
+        if (auto it = c.find("scan_headers"); it != c.end() && it->is_boolean()) {
+          s.content[static_cast<size_t>(k)].headers = it->get<bool>();
+        }
+      }
+    }
+  }
+}
+
+// --- state -------------------------------------------------------------------------------------
+
+// Sliding window of two fixed windows: the previous window's count weighted by how much of it
+// still overlaps the sliding window.
+struct Sliding {
+  int64_t start = INT64_MIN;
+  uint32_t cur = 0, prev = 0;
+  double Add(double t, double window) {
+    int64_t w = static_cast<int64_t>(std::floor(t / window));
+    if (w > start) {
+      prev = w == start + 1 ? cur : 0;
+      cur = 0;
+      start = w;
+    }
+    ++cur;
+    double frac = std::clamp(t / window - static_cast<double>(start), 0.0, 1.0);
+    return prev * (1 - frac) + cur;
+  }
+};
+
+// Tumbling window of counters.
+struct Tumbling {
+  double start = -1;
+  uint32_t count = 0, hits = 0;
+  bool Roll(double t, double window) {  // true when a new window began
+    if (start < 0 || t - start >= window || t < start - window) {
+      start = t;
+      count = hits = 0;
+      return true;
+    }
+    return false;
+  }
+};
+
+// Distinct counting in 2048 bits (linear counting): accurate to a few percent up to ~2000 values,
+// 256 bytes, allocated only when a key gets busy.
+struct Distinct {
+  std::unique_ptr<std::array<uint64_t, 32>> bits;
+  void Clear() {
+    if (bits) bits->fill(0);
+  }
+  void Add(uint64_t h) {
+    if (!bits) bits = std::make_unique<std::array<uint64_t, 32>>();
+    h = (h ^ (h >> 29)) & 2047;
+    (*bits)[h >> 6] |= uint64_t{1} << (h & 63);
+  }
+  double Estimate() const {
+    if (!bits) return 0;
+    int zeros = 0;
+    for (uint64_t w : *bits) zeros += 64 - __builtin_popcountll(w);
+    if (zeros == 0) return 2048 * std::log(2048.0);
+    return -2048.0 * std::log(static_cast<double>(zeros) / 2048.0);
+  }
+};
+
+struct ActorState {
+  Sliding minute, hour;
+  Tumbling auth;       // auth failures
+  Tumbling not_found;  // count = requests, hits = 404s
+  Tumbling scrape;     // count = GETs
+  Distinct scrape_paths;
+};
+
+struct TemplateState {
+  Sliding minute, hour;
+  Tumbling auth;  // count = failures
+  Distinct auth_ips;
+  Ewma latency, size, rate;
+  int64_t rate_bucket = INT64_MIN;
+  uint32_t rate_count = 0;
+  bool rate_fired = false;
+  std::unique_ptr<RollingQuantiles> latency_q;
+  double pct_threshold = 0;
+  uint32_t pct_since = 1u << 30;
+};
+
+struct EnumState {
+  Tumbling window;
+  Distinct ids;
+};
+
+struct ApiState {
+  BoundedMap<uint64_t, ActorState> actors;
+  BoundedMap<uint64_t, TemplateState> templates;
+  BoundedMap<uint64_t, EnumState> enum_keys;
+  BoundedMap<uint64_t, double> fired;  // cool-downs: key -> last finding time
+  explicit ApiState(const PipelineLimits& l)
+      : actors(l.max_actors_per_api),
+        templates(l.max_templates_per_api),
+        enum_keys(l.max_enum_keys_per_api),
+        fired(l.max_actors_per_api) {}
+};
+
+bool IsJsonType(std::string_view ct) { return ct.find("json") != std::string_view::npos; }
+
+bool IsTextType(std::string_view ct) {
+  return ct.empty() || ct.find("text") != std::string_view::npos || IsJsonType(ct) ||
+         ct.find("xml") != std::string_view::npos ||
+         ct.find("x-www-form-urlencoded") != std::string_view::npos;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool EqualsNoCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  }
+  return true;
+}
+
+// Headers whose values are structural (negotiation, caching) and not worth scanning.
+bool SkipHeader(std::string_view name) {
+  for (std::string_view s : {"accept",
+                             "accept-encoding",
+                             "accept-language",
+                             "content-type",
+                             "content-length",
+                             "connection",
+                             "host",
+                             "if-none-match",
+                             "if-modified-since",
+                             "cache-control",
+                             "pragma",
+                             "te",
+                             "upgrade",
+                             "sec-fetch-site",
+                             "sec-fetch-mode",
+                             "sec-fetch-dest",
+                             "sec-ch-ua",
+                             "sec-ch-ua-platform",
+                             "sec-ch-ua-mobile",
+                             "x-request-id",
+                             "traceparent"}) {
+    if (EqualsNoCase(name, s)) return true;
+  }
+  return false;
+}
+
+bool LooksAutomated(std::string_view ua_lower) {
+  if (ua_lower.empty()) return true;
+  for (std::string_view s :
+       {"curl/", "wget/", "python-requests", "python-urllib", "aiohttp", "scrapy", "go-http-client",
+        "java/", "okhttp", "libwww-perl", "httpclient", "headlesschrome", "phantomjs", "selenium",
+        "bot", "crawler", "spider", "node-fetch", "axios/"}) {
+    if (ua_lower.find(s) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+constexpr std::string_view kStandardMethods[] = {"GET",   "HEAD",    "POST",  "PUT",    "DELETE",
+                                                 "PATCH", "OPTIONS", "TRACE", "CONNECT"};
+
+}  // namespace
+
+// --- the pipeline ------------------------------------------------------------------------------
+
+struct Pipeline::Impl {
+  explicit Impl(PipelineLimits l) : limits(l), apis(l.max_apis) {}
+
+  PipelineLimits limits;
+  Settings settings;
+  std::vector<ListRule> lists;
+  SignatureSet signatures;
+  BoundedMap<int64_t, std::unique_ptr<ApiState>> apis;
+  PipelineCounters counters;
+
+  // Pending changes from other threads.
+  std::mutex pending_mu;
+  std::atomic<bool> dirty{false};
+  std::vector<DetectorSettings> pending_settings;
+  std::vector<ListRule> pending_lists;
+  bool pending_lists_set = false;
+
+  // Per-event scratch, reused.
+  std::string tmpl, norm, scratch, content_type, ua, location;
+  std::vector<ContentMatch> matches;
+  struct ClassHit {
+    const char* rule = nullptr;
+    const char* engine = nullptr;
+    std::string location;
+    std::string snippet;
+    int count = 0;
+  };
+  std::array<ClassHit, kAttackClasses> hits;
+  simdjson::dom::parser json_parser;
+
+  void ApplyPending() {
+    if (!dirty.load(std::memory_order_acquire)) return;
+    std::lock_guard lock(pending_mu);
+    for (const auto& d : pending_settings) Apply(settings, d);
+    pending_settings.clear();
+    if (pending_lists_set) {
+      lists = std::move(pending_lists);
+      pending_lists.clear();
+      pending_lists_set = false;
+    }
+    dirty.store(false, std::memory_order_release);
+  }
+
+  ApiState& StateOf(int64_t id) {
+    bool created = false;
+    auto& p = apis.Get(id, &created);
+    if (!p) p = std::make_unique<ApiState>(limits);
+    return *p;
+  }
+
+  // True (and records the time) when no finding for `key` was made within `cooldown` seconds.
+  static bool CoolDown(ApiState& api, uint64_t key, double t, double cooldown) {
+    bool created = false;
+    double& last = api.fired.Get(key, &created);
+    if (!created && t - last < cooldown && t >= last) return false;
+    last = t;
+    return true;
+  }
+
+  // --- content ---
+  void ClearHits() {
+    for (auto& h : hits) {
+      h.rule = nullptr;
+      h.count = 0;
+    }
+  }
+  void Record(AttackClass c, const char* rule, const char* engine, std::string_view location,
+              std::string_view text, size_t end) {
+    auto& h = hits[static_cast<size_t>(c)];
+    ++h.count;
+    if (h.rule) return;
+    h.rule = rule;
+    h.engine = engine;
+    h.location.assign(location);
+    size_t from = end > 64 ? end - 64 : 0;
+    h.snippet.assign(text.substr(from, std::min(end, text.size()) - from));
+  }
+  bool AnyContentEnabled() const {
+    for (const auto& c : settings.content)
+      if (c.enabled) return true;
+    return false;
+  }
+  // Scans one normalised value: signatures, and the tokenizers when `tokenize`.
+  void ScanValue(std::string_view text, std::string_view location, bool tokenize) {
+    matches.clear();
+    signatures.Scan(text, matches);
+    for (const auto& m : matches) Record(m.cls, m.rule, "signature", location, text, m.end);
+    if (!tokenize) return;
+    if (settings.content[0].enabled && !hits[0].rule) {
+      if (const char* r = SqliTokenizer(text))
+        Record(AttackClass::kSqli, r, "tokenizer", location, text, text.size());
+    }
+    if (settings.content[1].enabled && !hits[1].rule) {
+      if (const char* r = XssTokenizer(text))
+        Record(AttackClass::kXss, r, "tokenizer", location, text, text.size());
+    }
+  }
+  void ScanRaw(std::string_view raw, std::string_view location, bool plus_is_space, bool tokenize) {
+    if (raw.empty()) return;
+    Normalize(raw, norm, plus_is_space);
+    ScanValue(norm, location, tokenize);
+  }
+  // name=value&name=value: each parameter separately, so separators never join two values.
+  void ScanParams(std::string_view q, std::string_view location) {
+    size_t i = 0;
+    while (i <= q.size()) {
+      size_t amp = q.find('&', i);
+      if (amp == std::string_view::npos) amp = q.size();
+      std::string_view param = q.substr(i, amp - i);
+      if (!param.empty()) {
+        size_t eq = param.find('=');
+        std::string_view value = eq == std::string_view::npos ? param : param.substr(eq + 1);
+        // The whole parameter for signatures on names ("user[$ne]=1"); the value for the rest.
+        Normalize(param, norm, true);
+        matches.clear();
+        signatures.Scan(norm, matches);
+        for (const auto& m : matches) {
+          if (m.cls == AttackClass::kNosqli)
+            Record(m.cls, m.rule, "signature", location, norm, m.end);
+        }
+        ScanRaw(value, location, true, true);
+      }
+      i = amp + 1;
+    }
+  }
+  void WalkJson(simdjson::dom::element el, int depth) {
+    if (depth > 32) return;
+    simdjson::dom::object obj;
+    simdjson::dom::array arr;
+    std::string_view str;
+    if (el.get(obj) == simdjson::SUCCESS) {
+      for (simdjson::dom::key_value_pair field : obj) {
+        scratch.assign("\"");
+        scratch.append(field.key);
+        scratch.append("\":");
+        Normalize(scratch, norm, false);
+        matches.clear();
+        signatures.Scan(norm, matches);
+        for (const auto& m : matches) {
+          if (m.cls == AttackClass::kNosqli)
+            Record(m.cls, m.rule, "signature", "body", norm, m.end);
+        }
+        WalkJson(field.value, depth + 1);
+      }
+    } else if (el.get(arr) == simdjson::SUCCESS) {
+      for (simdjson::dom::element v : arr) WalkJson(v, depth + 1);
+    } else if (el.get(str) == simdjson::SUCCESS) {
+      ScanRaw(str, "body", false, true);
+    }
+  }
+  void ScanBody(const Event& e) {
+    if (e.payload.empty()) return;
+    bool json = IsJsonType(content_type);
+    if (json) {
+      simdjson::dom::element root;
+      if (json_parser.parse(e.payload.data(), e.payload.size(), true).get(root) ==
+          simdjson::SUCCESS) {
+        WalkJson(root, 0);
+      } else {
+        ScanRaw(e.payload, "body", false, true);
+      }
+      return;
+    }
+    bool form = content_type.find("x-www-form-urlencoded") != std::string::npos ||
+                (content_type.empty() && e.payload.find('=') != std::string::npos &&
+                 e.payload.find_first_of(" \n") == std::string::npos);
+    if (form) {
+      ScanParams(e.payload, "body");
+    } else {
+      ScanRaw(e.payload, "body", false, true);
+    }
+  }
+
+  Finding Make(const Event& e, const char* detector, const Base& cfg, std::string actor,
+               std::string message, Json evidence, double score) {
+    Finding f;
+    f.detector = detector;
+    f.severity = cfg.severity;
+    f.score = score;
+    f.actor = std::move(actor);
+    f.api_id = e.api_id;
+    f.event_id = e.id;
+    f.timestamp = e.timestamp;
+    f.method = e.method;
+    f.endpoint_template = tmpl;
+    f.client_ip = e.client_ip;
+    f.identity = e.identity;
+    f.message = std::move(message);
+    f.evidence = std::move(evidence);
+    return f;
+  }
+
+  void EmitContent(const Event* e, std::vector<Finding>& out) {
+    for (int k = 0; k < kAttackClasses; ++k) {
+      const auto& h = hits[static_cast<size_t>(k)];
+      const auto& cfg = settings.content[static_cast<size_t>(k)];
+      if (!h.rule || !cfg.enabled) continue;
+      const char* id = AttackClassId(static_cast<AttackClass>(k));
+      Json ev = {{"rule", h.rule},
+                 {"engine", h.engine},
+                 {"location", h.location},
+                 {"match", h.snippet},
+                 {"matches", h.count}};
+      std::string msg = std::string(id) + " pattern in " + h.location;
+      if (e) {
+        out.push_back(Make(*e, id, cfg,
+                           e->identity.empty() ? "ip:" + e->client_ip : "id:" + e->identity,
+                           std::move(msg), std::move(ev), 1.0));
+      } else {
+        Finding f;
+        f.detector = id;
+        f.severity = cfg.severity;
+        f.score = 1.0;
+        f.message = std::move(msg);
+        f.evidence = std::move(ev);
+        out.push_back(std::move(f));
+      }
+    }
+  }
+
+  void Process(const Event& e, std::vector<Finding>& out);
+};
+
+void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
+  ApplyPending();
+  ++counters.events;
+  const size_t first = out.size();
+  uint64_t ids_hash = 0;
+  int folded = TemplateOf(e.endpoint, tmpl, &ids_hash);
+  const double t = e.timestamp;
+  const std::string ip_actor = "ip:" + e.client_ip;
+  const std::string& primary_actor_text = e.identity.empty() ? e.client_ip : e.identity;
+  const std::string primary_actor = e.identity.empty() ? ip_actor : "id:" + e.identity;
+  const std::string api_actor = "api:" + std::to_string(e.api_id);
+
+  // Lists: a whitelisted caller raises nothing and leaves no state.
+  bool blacklisted = false;
+  const ListRule* black_rule = nullptr;
+  for (const auto& r : lists) {
+    if (r.api_id != 0 && r.api_id != e.api_id) continue;
+    if (r.expires_at != 0 && r.expires_at <= t) continue;
+    bool match = r.kind == "identity" ? (!e.identity.empty() && r.value == e.identity)
+                                      : IpInCidr(e.client_ip, r.value);
+    if (!match) continue;
+    if (r.whitelist) {
+      ++counters.whitelisted;
+      return;
+    }
+    if (!blacklisted) black_rule = &r;
+    blacklisted = true;
+  }
+
+  ApiState& api = StateOf(e.api_id);
+  content_type.clear();
+  ua = Lower(e.user_agent);
+  for (const auto& [k, v] : e.headers) {
+    if (EqualsNoCase(k, "content-type")) content_type = Lower(v);
+    if (ua.empty() && EqualsNoCase(k, "user-agent")) ua = Lower(v);
+  }
+
+  // --- rules ---
+  if (blacklisted && settings.blacklist.enabled) {
+    out.push_back(Make(e, "blacklist", settings.blacklist,
+                       black_rule->kind == "identity" ? "id:" + e.identity : ip_actor,
+                       "request from a blacklisted " + black_rule->kind,
+                       {{"kind", black_rule->kind},
+                        {"value", black_rule->value},
+                        {"list_api_id", black_rule->api_id}},
+                       1.0));
+  }
+
+  const uint64_t ip_key = Hash64(e.client_ip, 1);
+  ActorState& ip_state = api.actors.Get(ip_key);
+  const uint64_t tmpl_key = Hash64(tmpl, 2);
+  TemplateState& ts = api.templates.Get(tmpl_key);
+  ActorState* id_state = e.identity.empty() ? nullptr : &api.actors.Get(Hash64(e.identity, 3));
+  ActorState& primary = id_state ? *id_state : ip_state;
+
+  {
+    const auto& c = settings.rate;
+    double ip_m = ip_state.minute.Add(t, 60), ip_h = ip_state.hour.Add(t, 3600);
+    double id_m = id_state ? id_state->minute.Add(t, 60) : 0;
+    double id_h = id_state ? id_state->hour.Add(t, 3600) : 0;
+    double ep_m = ts.minute.Add(t, 60), ep_h = ts.hour.Add(t, 3600);
+    if (c.enabled) {
+      struct Check {
+        double value, limit;
+        const char* scope;
+        const char* window;
+        const std::string* actor;
+        uint64_t key;
+      } checks[] = {{ip_m, c.per_minute, "actor", "minute", &ip_actor, ip_key},
+                    {ip_h, c.per_hour, "actor", "hour", &ip_actor, ip_key},
+                    {id_m, c.per_minute, "actor", "minute", &primary_actor, Hash64(e.identity, 3)},
+                    {id_h, c.per_hour, "actor", "hour", &primary_actor, Hash64(e.identity, 3)},
+                    {ep_m, c.endpoint_per_minute, "endpoint", "minute", &api_actor, tmpl_key},
+                    {ep_h, c.endpoint_per_hour, "endpoint", "hour", &api_actor, tmpl_key}};
+      for (const auto& ch : checks) {
+        if (ch.value <= ch.limit) continue;
+        if (!CoolDown(api, ch.key ^ Hash64(ch.window, 11) ^ Hash64(ch.scope, 12), t, c.cooldown)) {
+          continue;
+        }
+        out.push_back(Make(e, "rate_limit", c, *ch.actor,
+                           std::string(ch.scope) + " exceeded " +
+                               std::to_string(static_cast<int64_t>(ch.limit)) + " requests per " +
+                               ch.window,
+                           {{"scope", ch.scope},
+                            {"window", ch.window},
+                            {"count", std::round(ch.value)},
+                            {"limit", ch.limit}},
+                           ch.value / ch.limit));
+        break;
+      }
+    }
+  }
+
+  if (AnyContentEnabled()) {
+    ClearHits();
+    std::string_view ep = e.endpoint;
+    size_t qpos = ep.find('?');
+    std::string_view path = ep.substr(0, qpos);
+    Normalize(path, norm, false);
+    ScanValue(norm, "path", false);
+    // Path segments that carry SQL or markup characters are values too ("/items/1' or '1'='1").
+    {
+      std::string normalized_path = norm;
+      size_t i = 0;
+      while (i < normalized_path.size()) {
+        size_t s = normalized_path.find('/', i);
+        if (s == std::string::npos) s = normalized_path.size();
+        std::string_view seg(normalized_path.data() + i, s - i);
+        if (seg.find_first_of("'\"<>();=` ") != std::string_view::npos) {
+          if (settings.content[0].enabled && !hits[0].rule) {
+            if (const char* r = SqliTokenizer(seg))
+              Record(AttackClass::kSqli, r, "tokenizer", "path", seg, seg.size());
+          }
+          if (settings.content[1].enabled && !hits[1].rule) {
+            if (const char* r = XssTokenizer(seg))
+              Record(AttackClass::kXss, r, "tokenizer", "path", seg, seg.size());
+          }
+        }
+        i = s + 1;
+      }
+    }
+    if (qpos != std::string_view::npos) ScanParams(ep.substr(qpos + 1), "query");
+    if (!e.query.empty()) ScanParams(e.query, "query");
+    bool any_headers = false;
+    for (const auto& c : settings.content) any_headers |= c.enabled && c.headers;
+    if (any_headers) {
+      for (const auto& [k, v] : e.headers) {
+        if (SkipHeader(k)) continue;
+        location.assign("header:");
+        for (char ch : k)
+          location += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        ScanRaw(v, location, false, true);
+      }
+      if (!e.user_agent.empty()) ScanRaw(e.user_agent, "header:user-agent", false, true);
+    }
+    ScanBody(e);
+    for (int k = 0; k < kAttackClasses; ++k) {
+      auto& h = hits[static_cast<size_t>(k)];
+      if (h.rule && h.location.rfind("header:", 0) == 0 &&
+          !settings.content[static_cast<size_t>(k)].headers) {
+        h.rule = nullptr;
+      }
+    }
+    EmitContent(&e, out);
+  }
+
+  if (settings.malformed.enabled) {
+    const auto& c = settings.malformed;
+    Json reasons = Json::array();
+    if (!e.payload.empty() && IsJsonType(content_type) &&
+        (!e.body_size || *e.body_size == static_cast<int64_t>(e.payload.size()))) {
+      if (json_parser.parse(e.payload.data(), e.payload.size(), true).error()) {
+        reasons.push_back("invalid JSON body for content type " + content_type);
+      }
+    }
+    if (!ValidUtf8(e.endpoint) || !ValidUtf8(e.query))
+      reasons.push_back("invalid UTF-8 in the request target");
+    if (!e.payload.empty() && IsTextType(content_type) && !ValidUtf8(e.payload)) {
+      reasons.push_back("invalid UTF-8 in the body");
+    }
+    size_t header_bytes = 0, longest = 0;
+    for (const auto& [k, v] : e.headers) {
+      header_bytes += k.size() + v.size() + 4;
+      longest = std::max(longest, v.size());
+      if (!ValidUtf8(v)) reasons.push_back("invalid UTF-8 in header " + Lower(k));
+      if (EqualsNoCase(k, "content-length") && e.body_size) {
+        char* end = nullptr;
+        long long n = std::strtoll(v.c_str(), &end, 10);
+        if (end && *end == '\0' && n != *e.body_size)
+          reasons.push_back("Content-Length differs from the body size");
+      }
+    }
+    if (static_cast<double>(e.headers.size()) > c.max_headers) {
+      reasons.push_back("too many headers (" + std::to_string(e.headers.size()) + ")");
+    }
+    if (static_cast<double>(longest) > c.max_header_value) {
+      reasons.push_back("oversized header value (" + std::to_string(longest) + " bytes)");
+    }
+    if (static_cast<double>(header_bytes) > c.max_header_bytes) {
+      reasons.push_back("oversized headers (" + std::to_string(header_bytes) + " bytes)");
+    }
+    if (std::find(std::begin(kStandardMethods), std::end(kStandardMethods), e.method) ==
+        std::end(kStandardMethods)) {
+      reasons.push_back("non-standard method " + e.method);
+    } else if (e.method == "TRACE" || e.method == "CONNECT") {
+      reasons.push_back("method " + e.method + " on an API");
+    }
+    if (!reasons.empty()) {
+      std::string msg = reasons[0].get<std::string>();
+      out.push_back(Make(e, "malformed", c, primary_actor, std::move(msg), {{"reasons", reasons}},
+                         static_cast<double>(reasons.size())));
+    }
+  }
+
+  const bool auth_failure = (e.status_code == 401 || e.status_code == 403);
+  if (settings.brute.enabled && auth_failure) {
+    const auto& c = settings.brute;
+    std::string lower_tmpl = Lower(tmpl);
+    bool auth_path = false;
+    for (const auto& p : c.auth_paths) auth_path |= lower_tmpl.find(p) != std::string::npos;
+    if (auth_path) {
+      ip_state.auth.Roll(t, c.window);
+      ++ip_state.auth.count;
+      if (ts.auth.Roll(t, c.window)) ts.auth_ips.Clear();
+      ++ts.auth.count;
+      ts.auth_ips.Add(ip_key);
+      double ips = ts.auth_ips.Estimate();
+      if (ip_state.auth.count >= c.failures &&
+          CoolDown(api, ip_key ^ Hash64("brute", 13), t, c.cooldown)) {
+        out.push_back(
+            Make(e, "brute_force", c, ip_actor,
+                 std::to_string(ip_state.auth.count) + " authentication failures on " + tmpl,
+                 {{"kind", "brute_force"},
+                  {"failures", ip_state.auth.count},
+                  {"window_seconds", c.window},
+                  {"status", e.status_code}},
+                 ip_state.auth.count / c.failures));
+      } else if (ts.auth.count >= c.stuffing_failures && ips >= c.stuffing_ips &&
+                 CoolDown(api, tmpl_key ^ Hash64("stuffing", 14), t, c.cooldown)) {
+        out.push_back(Make(e, "brute_force", c, api_actor,
+                           "credential stuffing: " + std::to_string(ts.auth.count) +
+                               " failures from about " + std::to_string(std::lround(ips)) +
+                               " addresses on " + tmpl,
+                           {{"kind", "credential_stuffing"},
+                            {"failures", ts.auth.count},
+                            {"distinct_ips", std::lround(ips)},
+                            {"window_seconds", c.window}},
+                           ts.auth.count / c.stuffing_failures));
+      }
+    }
+  }
+
+  {
+    const auto& c = settings.enumeration;
+    primary.not_found.Roll(t, c.window);
+    ++primary.not_found.count;
+    if (e.status_code == 404) ++primary.not_found.hits;
+    if (c.enabled) {
+      bool fired = false;
+      if (folded > 0) {
+        uint64_t key = Hash64(primary_actor_text, tmpl_key);
+        EnumState& st = api.enum_keys.Get(key);
+        if (st.window.Roll(t, c.window)) st.ids.Clear();
+        st.ids.Add(ids_hash);
+        double distinct = st.ids.Estimate();
+        if (distinct >= c.distinct_ids && CoolDown(api, key ^ Hash64("enum", 15), t, c.cooldown)) {
+          out.push_back(Make(e, "enumeration", c, primary_actor,
+                             "about " + std::to_string(std::lround(distinct)) +
+                                 " distinct ids of " + tmpl + " requested",
+                             {{"kind", "distinct_ids"},
+                              {"distinct_ids", std::lround(distinct)},
+                              {"window_seconds", c.window}},
+                             distinct / c.distinct_ids));
+          fired = true;
+        }
+      }
+      const auto& nf = primary.not_found;
+      if (!fired && e.status_code == 404 && nf.count >= c.min_requests &&
+          nf.hits >= c.not_found_ratio * nf.count &&
+          CoolDown(api, Hash64(primary_actor_text, 16), t, c.cooldown)) {
+        double ratio = static_cast<double>(nf.hits) / nf.count;
+        out.push_back(Make(
+            e, "enumeration", c, primary_actor,
+            std::to_string(nf.hits) + " of " + std::to_string(nf.count) + " requests answered 404",
+            {{"kind", "not_found_ratio"},
+             {"not_found", nf.hits},
+             {"requests", nf.count},
+             {"ratio", ratio}},
+            ratio / std::max(c.not_found_ratio, 1e-9)));
+      }
+    }
+  }
+
+  if (settings.scraping.enabled && (e.method == "GET" || e.method == "HEAD")) {
+    const auto& c = settings.scraping;
+    if (primary.scrape.Roll(t, c.window)) primary.scrape_paths.Clear();
+    ++primary.scrape.count;
+    if (primary.scrape.count >= std::min(c.min_requests, c.bot_min_requests) / 2) {
+      primary.scrape_paths.Add(Hash64(e.endpoint, 17));
+    }
+    const uint32_t n = primary.scrape.count;
+    bool bot = LooksAutomated(ua);
+    bool volume = n >= c.min_requests;
+    bool bot_volume = bot && n >= c.bot_min_requests;
+    if (volume || bot_volume) {
+      // Distinct paths seen since tracking began (half of the smaller threshold).
+      double tracked = n - std::floor(std::min(c.min_requests, c.bot_min_requests) / 2) + 1;
+      double ratio = primary.scrape_paths.Estimate() / std::max(1.0, tracked);
+      if ((ratio >= c.distinct_ratio || (bot_volume && ratio >= c.distinct_ratio / 2)) &&
+          CoolDown(api, Hash64(primary_actor_text, 18), t, c.cooldown)) {
+        out.push_back(Make(e, "scraping", c, primary_actor,
+                           std::to_string(n) + " GET requests over mostly distinct URLs" +
+                               (bot ? " from an automated client" : ""),
+                           {{"requests", n},
+                            {"distinct_ratio", std::min(1.0, ratio)},
+                            {"automated_user_agent", bot},
+                            {"window_seconds", c.window}},
+                           n / c.min_requests));
+      }
+    }
+  }
+
+  // --- statistics ---
+  {
+    const auto& c = settings.zscore;
+    int64_t bucket = static_cast<int64_t>(std::floor(t / 60));
+    if (bucket > ts.rate_bucket) {
+      if (ts.rate_bucket != INT64_MIN) {
+        ts.rate.Add(ts.rate_count, c.alpha);
+        int64_t idle = std::min<int64_t>(bucket - ts.rate_bucket - 1, 60);
+        for (int64_t k = 0; k < idle; ++k) ts.rate.Add(0, c.alpha);
+      }
+      ts.rate_bucket = bucket;
+      ts.rate_count = 0;
+      ts.rate_fired = false;
+    }
+    ++ts.rate_count;
+    double size = static_cast<double>(e.response_size.value_or(e.body_size.value_or(-1)));
+    if (c.enabled) {
+      struct M {
+        const char* metric;
+        double value;
+        const Ewma& stats;
+        double min_n;
+      } metrics[] = {{"latency_ms", e.latency_ms, ts.latency, c.min_samples},
+                     {"size_bytes", size, ts.size, c.min_samples},
+                     {"requests_per_minute", static_cast<double>(ts.rate_count), ts.rate,
+                      std::max(5.0, c.min_samples / 10)}};
+      for (const auto& m : metrics) {
+        if (m.value < 0 || static_cast<double>(m.stats.n) < m.min_n) continue;
+        // Floors: a Poisson deviation for counts, 1% of the mean for latency and size.
+        const bool is_rate = m.metric == std::string_view("requests_per_minute");
+        double min_sd = is_rate ? std::max(1.0, std::sqrt(std::max(m.stats.mean, 0.0)))
+                                : std::max(0.01 * std::abs(m.stats.mean), 0.1);
+        double z = m.stats.Z(m.value, min_sd);
+        if (z <= c.threshold) continue;
+        if (is_rate) {
+          if (ts.rate_fired || m.value < c.min_rate) continue;
+          ts.rate_fired = true;
+        }
+        if (!CoolDown(api, tmpl_key ^ Hash64(m.metric, 19), t, c.cooldown)) continue;
+        out.push_back(Make(
+            e, "zscore", c, api_actor,
+            std::string(m.metric) + " z-score " + std::to_string(z).substr(0, 5) + " on " + tmpl,
+            {{"metric", m.metric},
+             {"value", m.value},
+             {"mean", m.stats.mean},
+             {"stddev", std::sqrt(m.stats.var)},
+             {"z", z},
+             {"threshold", c.threshold}},
+            z / c.threshold));
+        break;
+      }
+    }
+    ts.latency.Add(e.latency_ms, c.alpha);
+    if (size >= 0) ts.size.Add(size, c.alpha);
+  }
+
+  if (settings.percentile.enabled) {
+    const auto& c = settings.percentile;
+    if (!ts.latency_q) ts.latency_q = std::make_unique<RollingQuantiles>(c.window, 6, 0.009);
+    if (++ts.pct_since >= 32) {
+      ts.pct_threshold = ts.latency_q->Count(t) >= c.min_samples
+                             ? ts.latency_q->Quantile(t, c.quantile) * c.factor
+                             : 0;
+      ts.pct_since = 0;
+    }
+    if (ts.pct_threshold > 0 && e.latency_ms > ts.pct_threshold &&
+        CoolDown(api, tmpl_key ^ Hash64("pct", 20), t, c.cooldown)) {
+      out.push_back(Make(e, "percentile", c, api_actor,
+                         "latency " + std::to_string(std::lround(e.latency_ms)) + " ms above " +
+                             std::to_string(c.factor).substr(0, 4) + " x rolling p" +
+                             std::to_string(std::lround(c.quantile * 100)) + " on " + tmpl,
+                         {{"metric", "latency_ms"},
+                          {"value", e.latency_ms},
+                          {"quantile", c.quantile},
+                          {"rolling_value", ts.pct_threshold / c.factor},
+                          {"factor", c.factor}},
+                         e.latency_ms / ts.pct_threshold));
+    }
+    ts.latency_q->Add(t, e.latency_ms);
+  }
+
+  counters.findings += out.size() - first;
+}
+
+Pipeline::Pipeline(PipelineLimits limits) : impl_(std::make_unique<Impl>(limits)) {}
+Pipeline::~Pipeline() = default;
+
+void Pipeline::Configure(const std::vector<DetectorSettings>& settings) {
+  std::lock_guard lock(impl_->pending_mu);
+  for (const auto& s : settings) impl_->pending_settings.push_back(s);
+  impl_->dirty.store(true, std::memory_order_release);
+}
+
+void Pipeline::SetLists(std::vector<ListRule> rules) {
+  std::lock_guard lock(impl_->pending_mu);
+  impl_->pending_lists = std::move(rules);
+  impl_->pending_lists_set = true;
+  impl_->dirty.store(true, std::memory_order_release);
+}
+
+void Pipeline::Process(const Event& e, std::vector<Finding>& out) { impl_->Process(e, out); }
+
+void Pipeline::ProcessValue(std::string_view value, std::vector<Finding>& out) {
+  Impl& m = *impl_;
+  m.ApplyPending();
+  ++m.counters.events;
+  m.ClearHits();
+  m.ScanRaw(value, "value", false, true);
+  if (value.find('+') != std::string_view::npos) m.ScanRaw(value, "value", true, true);
+  size_t before = out.size();
+  m.EmitContent(nullptr, out);
+  m.counters.findings += out.size() - before;
+}
+
+PipelineCounters Pipeline::Counters() const {
+  PipelineCounters c = impl_->counters;
+  c.evictions = impl_->apis.evictions();
+  impl_->apis.ForEach([&c](const int64_t&, const std::unique_ptr<ApiState>& a) {
+    c.actors += a->actors.size();
+    c.templates += a->templates.size();
+    c.evictions += a->actors.evictions() + a->templates.evictions() + a->enum_keys.evictions();
+  });
+  return c;
+}
+
+}  // namespace boing::detect
