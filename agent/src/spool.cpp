@@ -83,14 +83,6 @@ std::string SegmentName(uint64_t first_seq) {
   return name;
 }
 
-bool FsyncDir(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = fsync(fd) == 0;
-  close(fd);
-  return ok;
-}
-
 }  // namespace
 
 std::unique_ptr<Spool> Spool::Open(const SpoolOptions& options, std::string* error) {
@@ -117,10 +109,16 @@ std::unique_ptr<Spool> Spool::Open(const SpoolOptions& options, std::string* err
 }
 
 Spool::~Spool() {
-  if (tail_fd_ >= 0) {
-    if (options_.fsync != FsyncPolicy::kNever) fdatasync(tail_fd_);
-    close(tail_fd_);
-  }
+  std::string error;
+  SyncUpTo(false, &error);
+  if (tail_fd_ >= 0) close(tail_fd_);
+  for (Segment& s : segments_)
+    if (s.sync_fd >= 0) close(s.sync_fd);
+}
+
+int Spool::DoSync(int fd) const {
+  if (options_.sync_fn) return options_.sync_fn(fd);
+  return fdatasync(fd);
 }
 
 bool Spool::Recover(std::string* error) {
@@ -173,7 +171,7 @@ bool Spool::Recover(std::string* error) {
           close(fd);
           return false;
         }
-        fdatasync(fd);
+        DoSync(fd);
         break;
       }
       if (seg.records == 0) seg.first_seq = seq;
@@ -193,6 +191,8 @@ bool Spool::Recover(std::string* error) {
     segments_.push_back(std::move(seg));
   }
   next_seq_ = max_seq + 1;
+  // What a previous run left is taken as durable, as it always was.
+  synced_seq_ = max_seq;
   stats_.acked_seq = acked_;
   return true;
 }
@@ -204,19 +204,88 @@ bool Spool::OpenTail(uint64_t first_seq, std::string* error) {
     *error = Errno("spool: cannot create " + path);
     return false;
   }
-  if (options_.fsync != FsyncPolicy::kNever) FsyncDir(options_.dir);
+  // Its directory entry is synced by the next Sync (or right away under kAlways, in Append).
+  ++dir_changes_;
   tail_fd_ = fd;
   segments_.push_back(Segment{path, first_seq, 0, 0, 0, true});
   return true;
 }
 
-bool Spool::SyncTail(std::string* error) {
-  if (tail_fd_ < 0 || segments_.empty() || segments_.back().synced) return true;
-  if (fdatasync(tail_fd_) != 0) {
-    *error = Errno("spool: fdatasync " + segments_.back().path);
-    return false;
+bool Spool::Sync(std::string* error) { return SyncUpTo(false, error); }
+
+bool Spool::SyncClosed(std::string* error) { return SyncUpTo(true, error); }
+
+// Snapshot under mu_ (duplicated descriptors, so that a segment Append drops or closes meanwhile
+// cannot hand its descriptor number to another file), sync without it, record the result under it.
+bool Spool::SyncUpTo(bool closed_only, std::string* error) {
+  if (options_.fsync == FsyncPolicy::kNever) return true;
+  std::lock_guard<std::mutex> sync_lock(sync_mu_);
+  struct Pending {
+    uint64_t first_seq;
+    int fd;
+  };
+  std::vector<Pending> todo;
+  uint64_t upto = 0, dir_gen = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    upto = next_seq_ - 1;
+    dir_gen = dir_changes_;
+    for (size_t i = 0; i < segments_.size(); ++i) {
+      const Segment& seg = segments_[i];
+      bool is_tail = i + 1 == segments_.size() && tail_fd_ >= 0;
+      if (is_tail && closed_only && !seg.synced) upto = std::min(upto, seg.first_seq - 1);
+      if (seg.synced || (is_tail && closed_only)) continue;
+      int fd = seg.sync_fd >= 0 ? seg.sync_fd : is_tail ? tail_fd_ : -1;
+      if (fd < 0) continue;
+      int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      if (dup_fd < 0) {
+        *error = Errno("spool: dup " + seg.path);
+        for (Pending& p : todo) close(p.fd);
+        return false;
+      }
+      todo.push_back(Pending{seg.first_seq, dup_fd});
+    }
+    if (todo.empty() && dir_gen == dir_synced_) {
+      synced_seq_ = std::max(synced_seq_, upto);
+      return true;
+    }
   }
-  segments_.back().synced = true;
+  bool ok = true;
+  for (Pending& p : todo) {
+    if (ok && DoSync(p.fd) != 0) {
+      *error = Errno("spool: fdatasync segment " + SegmentName(p.first_seq));
+      ok = false;
+    }
+    close(p.fd);
+  }
+  if (!ok) return false;
+  if (dir_gen != dir_synced_) {
+    // New segments' directory entries, after their data (only this thread writes dir_synced_).
+    int dfd = open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool dir_ok = dfd >= 0 && (options_.sync_fn ? options_.sync_fn(dfd) : fsync(dfd)) == 0;
+    if (!dir_ok) *error = Errno("spool: fsync " + options_.dir);
+    if (dfd >= 0) close(dfd);
+    if (!dir_ok) return false;
+  }
+  std::vector<int> to_close;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Pending& p : todo) {
+      for (Segment& seg : segments_) {
+        if (seg.first_seq != p.first_seq) continue;
+        // The tail may have grown since the snapshot: then it still has unsynced records.
+        if (seg.last_seq <= upto) {
+          seg.synced = true;
+          if (seg.sync_fd >= 0) to_close.push_back(seg.sync_fd);
+          seg.sync_fd = -1;
+        }
+        break;
+      }
+    }
+    dir_synced_ = std::max(dir_synced_, dir_gen);
+    synced_seq_ = std::max(synced_seq_, upto);
+  }
+  for (int fd : to_close) close(fd);
   return true;
 }
 
@@ -227,12 +296,20 @@ uint64_t Spool::PendingIn(const Segment& s) const {
   return s.last_seq - acked_;
 }
 
-void Spool::DropOldest() {
+void Spool::DropOldest(std::vector<Doomed>& doomed) {
   Segment& s = segments_.front();
   stats_.dropped += PendingIn(s);
   total_bytes_ -= s.bytes;
-  unlink(s.path.c_str());
+  doomed.push_back(Doomed{s.path, s.sync_fd});
   segments_.erase(segments_.begin());
+}
+
+void Spool::Bury(std::vector<Doomed>& doomed) {
+  for (Doomed& d : doomed) {
+    unlink(d.path.c_str());
+    if (d.fd >= 0) close(d.fd);
+  }
+  doomed.clear();
 }
 
 uint64_t Spool::NextSeq() const {
@@ -241,6 +318,14 @@ uint64_t Spool::NextSeq() const {
 }
 
 bool Spool::Append(uint64_t seq, std::string_view payload, std::string* error) {
+  std::vector<Doomed> doomed;
+  bool ok = AppendLocked(seq, payload, doomed, error);
+  Bury(doomed);  // unlinking a big file can take a while: not while the reader waits for mu_
+  return ok;
+}
+
+bool Spool::AppendLocked(uint64_t seq, std::string_view payload, std::vector<Doomed>& doomed,
+                         std::string* error) {
   std::lock_guard<std::mutex> lock(mu_);
   if (seq != next_seq_) {
     *error = "spool: append out of order (seq " + std::to_string(seq) + ", expected " +
@@ -257,13 +342,18 @@ bool Spool::Append(uint64_t seq, std::string_view payload, std::string* error) {
   bool need_new = tail_fd_ < 0 || segments_.back().bytes + size > options_.segment_bytes;
   if (need_new) {
     if (tail_fd_ >= 0) {
-      if (options_.fsync != FsyncPolicy::kNever && !SyncTail(error)) return false;
-      close(tail_fd_);
+      // Closed without a sync: the uplink's next Sync/SyncClosed does it, off this thread.
+      Segment& old = segments_.back();
+      if (old.synced || options_.fsync == FsyncPolicy::kNever) {
+        close(tail_fd_);
+      } else {
+        old.sync_fd = tail_fd_;
+      }
       tail_fd_ = -1;
     }
     if (!OpenTail(seq, error)) return false;
   }
-  while (total_bytes_ + size > options_.max_bytes && segments_.size() > 1) DropOldest();
+  while (total_bytes_ + size > options_.max_bytes && segments_.size() > 1) DropOldest(doomed);
 
   uint8_t h[kHeader];
   Put32(h, static_cast<uint32_t>(payload.size()));
@@ -279,13 +369,26 @@ bool Spool::Append(uint64_t seq, std::string_view payload, std::string* error) {
     *error = n < 0 ? Errno("spool: write " + tail.path) : "spool: short write to " + tail.path;
     // Leave no half record behind (a reopen would cut it anyway).
     if (ftruncate(tail_fd_, static_cast<off_t>(tail.bytes)) != 0) {
-      close(tail_fd_);
+      if (tail.synced || options_.fsync == FsyncPolicy::kNever) {
+        close(tail_fd_);
+      } else {
+        tail.sync_fd = tail_fd_;
+      }
       tail_fd_ = -1;
     }
     return false;
   }
   if (options_.fsync == FsyncPolicy::kAlways) {
-    fdatasync(tail_fd_);
+    // The policy asks for it: this thread waits for the disk (and the reader for mu_).
+    DoSync(tail_fd_);
+    if (dir_synced_ != dir_changes_) {
+      int dfd = open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dfd >= 0) {
+        if ((options_.sync_fn ? options_.sync_fn(dfd) : fsync(dfd)) == 0)
+          dir_synced_ = dir_changes_;
+        close(dfd);
+      }
+    }
   } else {
     tail.synced = false;
   }
@@ -306,13 +409,16 @@ bool Spool::Read(size_t max_records, size_t max_bytes, std::vector<SpoolRecord>&
 
 bool Spool::ReadAfter(uint64_t after, size_t max_records, size_t max_bytes,
                       std::vector<SpoolRecord>& out, std::string* error) {
-  std::lock_guard<std::mutex> lock(mu_);
   out.clear();
-  if (options_.fsync == FsyncPolicy::kBatch && !SyncTail(error)) return false;
+  // Only what a finished sync covered is handed out (everything appended before this call).
+  if (options_.fsync == FsyncPolicy::kBatch && !SyncUpTo(false, error)) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t limit = options_.fsync == FsyncPolicy::kBatch ? synced_seq_ : UINT64_MAX;
   uint64_t from = std::max(after, acked_);
   size_t bytes = 0;
   for (const Segment& s : segments_) {
     if (out.size() >= max_records || (bytes >= max_bytes && !out.empty())) break;
+    if (s.first_seq > limit) break;
     if (PendingIn(s) == 0 || s.last_seq <= from) continue;
     int fd = open(s.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -337,6 +443,7 @@ bool Spool::ReadAfter(uint64_t after, size_t max_records, size_t max_bytes,
         return false;
       }
       if (seq <= from) continue;
+      if (seq > limit) break;
       if (out.empty() && from == acked_) {
         read_hint_seq_ = seq;
         read_hint_segment_ = s.first_seq;
@@ -364,7 +471,7 @@ bool Spool::WriteAcked(uint64_t seq, std::string* error) {
   }
   std::string text = std::to_string(seq) + "\n";
   bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  if (ok && options_.fsync != FsyncPolicy::kNever) ok = fdatasync(fd) == 0;
+  if (ok && options_.fsync != FsyncPolicy::kNever) ok = DoSync(fd) == 0;
   close(fd);
   if (!ok || rename(tmp.c_str(), (options_.dir + "/acked").c_str()) != 0) {
     *error = Errno("spool: cannot update " + options_.dir + "/acked");
@@ -374,22 +481,31 @@ bool Spool::WriteAcked(uint64_t seq, std::string* error) {
 }
 
 bool Spool::Ack(uint64_t seq, std::string* error) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (seq <= acked_) return true;
+  // The acked file is written (and synced) outside mu_; sync_mu_ keeps acks in order.
+  std::lock_guard<std::mutex> sync_lock(sync_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (seq <= acked_) return true;
+  }
   if (!WriteAcked(seq, error)) return false;
-  acked_ = seq;
-  stats_.acked_seq = seq;
-  // The tail stays (it is still appended to) even when fully acknowledged.
-  while (segments_.size() > 1 && segments_.front().last_seq <= acked_) {
-    total_bytes_ -= segments_.front().bytes;
-    unlink(segments_.front().path.c_str());
-    segments_.erase(segments_.begin());
+  std::vector<Doomed> doomed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    acked_ = seq;
+    stats_.acked_seq = seq;
+    // The tail stays (it is still appended to) even when fully acknowledged.
+    while (segments_.size() > 1 && segments_.front().last_seq <= acked_) {
+      total_bytes_ -= segments_.front().bytes;
+      doomed.push_back(Doomed{segments_.front().path, segments_.front().sync_fd});
+      segments_.erase(segments_.begin());
+    }
+    if (after_seq_ == acked_ + 1) {
+      read_hint_seq_ = after_seq_;
+      read_hint_segment_ = after_segment_;
+      read_hint_offset_ = after_offset_;
+    }
   }
-  if (after_seq_ == acked_ + 1) {
-    read_hint_seq_ = after_seq_;
-    read_hint_segment_ = after_segment_;
-    read_hint_offset_ = after_offset_;
-  }
+  Bury(doomed);
   return true;
 }
 

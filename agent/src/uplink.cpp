@@ -462,12 +462,18 @@ void Uplink::AckCompleted() {
 
 void Uplink::Run() {
   HttpClient http(options_.http);
+  uint64_t sync_errors = 0;
   for (;;) {
     bool stopping, hb, have_oldest;
     Clock::time_point oldest, drain_until;
     size_t in_flight;
     int failing;
     AckCompleted();
+    // Segments the capture thread closed are synced here, not there (also while the server is
+    // down and nothing is read for sending).
+    std::string sync_error;
+    if (!spool_->SyncClosed(&sync_error) && sync_errors++ < 10)
+      std::fprintf(stderr, "boing-agent: %s\n", sync_error.c_str());
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopping = stop_;

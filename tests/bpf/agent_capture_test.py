@@ -603,7 +603,8 @@ http {{
 class NginxToServerTest(unittest.TestCase):
     """nginx (HTTP and HTTPS through Debian's libssl) in the test's cgroup, captured by the agent
     and delivered to a real boing-server through UplinkRecorder: each request stored once with
-    method, path, status, client IP and the tls flag; the raw bearer token sent by the clients is nowhere in the uplink bytes, the
+    method, path, status, client IP and the tls flag; wrk with keep-alive: every request nginx
+    logged arrives; the raw bearer token sent by the clients is nowhere in the uplink bytes, the
     spool or the server."""
 
     SECRET = "nginx-raw-bearer-3f9c1d"
@@ -708,6 +709,47 @@ class NginxToServerTest(unittest.TestCase):
                              self.https_port if scheme == "https" else self.http_port)
         self.assertEqual(len({e["identity"] for e in logs}), 1, "one caller, one identity")
         self.assert_secret_absent()
+
+    def test_wrk_keep_alive_every_request_arrives(self):
+        secs, conns = 3, 4
+        r = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{secs}s",
+                            "-s", os.path.join(HERE, "wrk_paths.lua"),
+                            f"http://127.0.0.1:{self.http_port}", "--", self.SECRET],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m = re.search(r"(\d+) requests in", r.stdout)
+        self.assertIsNotNone(m, r.stdout)
+        wrk_count = int(m.group(1))
+        self.assertNotIn("Non-2xx", r.stdout)
+        time.sleep(1)  # nginx writes its access log line after the response
+        logged = self.nginx_logged("/wrk/")
+        self.assertEqual(len(logged), len(set(logged)), "wrk sent a path twice")
+        # nginx may have answered requests wrk sent just before it stopped (not in its count).
+        self.assertGreaterEqual(len(logged), wrk_count)
+        self.assertLessEqual(len(logged), wrk_count + conns)
+        self.assertGreater(wrk_count, 1000, "wrk made too few requests to be a load test")
+        logs = self.wait_logs("/wrk/", len(logged), timeout=120)
+        stored = [e["endpoint"] for e in logs]
+        dup = len(stored) - len(set(stored))
+        missing = set(logged) - set(stored)
+        self.assertEqual((dup, len(missing)), (0, 0),
+                         f"{len(logged)} requests served, {len(stored)} stored, {dup} twice, "
+                         f"{len(missing)} missing (e.g. {sorted(missing)[:3]}); "
+                         f"agent: {self.kernel_drops()}")
+        self.assertEqual(set(stored), set(logged))
+        for e in logs:
+            self.assertEqual((e["method"], e["status_code"], e["client_ip"], e["tls"]),
+                             ("GET", 200, "127.0.0.1", False))
+        self.assert_secret_absent()
+
+    def kernel_drops(self):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                        timeout=2) as r:
+                return [line for line in r.read().decode().splitlines()
+                        if "drop" in line and not line.startswith("#")]
+        except OSError as e:
+            return [str(e)]
 
     def assert_secret_absent(self):
         secret = self.SECRET.encode()

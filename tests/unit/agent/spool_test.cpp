@@ -6,9 +6,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace boing::agent {
@@ -264,6 +270,120 @@ TEST_F(SpoolTest, FilesArePrivate) {
   EXPECT_EQ(st.st_mode & 0777, 0700u);
   ASSERT_EQ(stat(Segments()[0].c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// The thread that syncs (the uplink's) in the tests below; syncs anywhere else are counted.
+thread_local bool tl_syncer = false;
+
+std::string FdPath(int fd) {
+  char buf[4096];
+  ssize_t n = readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+TEST_F(SpoolTest, AppendNeverWaitsForASyncInProgress) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool in_sync = false, release = false;
+  std::atomic<int> syncs_elsewhere{0};
+  opts_.segment_bytes = 4096;  // the appends below close several segments
+  opts_.max_bytes = 1 << 20;
+  opts_.sync_fn = [&](int fd) {
+    if (!tl_syncer) {
+      ++syncs_elsewhere;
+      return fdatasync(fd);
+    }
+    std::unique_lock<std::mutex> lock(m);
+    in_sync = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+    return fdatasync(fd);
+  };
+  auto s = Open();
+  AppendN(*s, 10);
+  std::vector<SpoolRecord> first;
+  std::string read_error;
+  bool read_ok = false;
+  std::thread reader([&] {
+    tl_syncer = true;
+    read_ok = s->ReadAfter(0, 1000, 1 << 30, first, &read_error);
+  });
+  {
+    std::unique_lock<std::mutex> lock(m);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return in_sync; }));
+  }
+  // The reader is stuck inside fdatasync now: appends (with segment rollovers), NextSeq and
+  // stats must all finish anyway.
+  auto appender = std::async(std::launch::async, [&] {
+    AppendN(*s, 200, 40);
+    return s->stats().pending;
+  });
+  bool finished = appender.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  {
+    std::lock_guard<std::mutex> lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  reader.join();
+  ASSERT_TRUE(finished) << "Append waited for a sync on another thread";
+  EXPECT_EQ(appender.get(), 210u);
+  EXPECT_GE(Segments().size(), 3u);
+  EXPECT_EQ(syncs_elsewhere.load(), 0) << "the appending thread synced (segment rollover?)";
+  // The read hands out only what its sync covered: the records appended before it began.
+  ASSERT_TRUE(read_ok) << read_error;
+  std::vector<uint64_t> got;
+  for (const SpoolRecord& r : first) got.push_back(r.seq);
+  EXPECT_EQ(got, Range(1, 10));
+  tl_syncer = true;
+  EXPECT_EQ(Seqs(*s), Range(1, 210));
+  tl_syncer = false;
+}
+
+TEST_F(SpoolTest, ClosedSegmentsAreSyncedBySyncClosedNotByAppend) {
+  std::mutex m;
+  std::vector<std::string> synced;
+  opts_.segment_bytes = 4096;
+  opts_.max_bytes = 1 << 20;
+  opts_.sync_fn = [&](int fd) {
+    std::lock_guard<std::mutex> lock(m);
+    synced.push_back(FdPath(fd));
+    return fdatasync(fd);
+  };
+  auto s = Open();
+  AppendN(*s, 200);  // ~73 records of 56 bytes per segment: 3 segments
+  std::vector<std::string> segs = Segments();
+  ASSERT_EQ(segs.size(), 3u);
+  EXPECT_TRUE(synced.empty()) << synced[0];
+  std::string error;
+  ASSERT_TRUE(s->SyncClosed(&error)) << error;
+  std::string dir = fs::canonical(opts_.dir).string();
+  std::vector<std::string> want = {fs::canonical(segs[0]).string(), fs::canonical(segs[1]).string(),
+                                   dir};
+  EXPECT_EQ(synced, want) << "closed segments, then the directory; not the tail";
+  synced.clear();
+  ASSERT_TRUE(s->SyncClosed(&error)) << error;
+  EXPECT_TRUE(synced.empty());
+  ASSERT_TRUE(s->Sync(&error)) << error;
+  EXPECT_EQ(synced, std::vector<std::string>{fs::canonical(segs[2]).string()});
+  synced.clear();
+  EXPECT_EQ(Seqs(*s), Range(1, 200));
+  EXPECT_TRUE(synced.empty()) << "everything was synced already";
+}
+
+TEST_F(SpoolTest, NeverPolicySyncsNothing) {
+  int syncs = 0;
+  opts_.segment_bytes = 4096;
+  opts_.max_bytes = 1 << 20;
+  opts_.fsync = FsyncPolicy::kNever;
+  opts_.sync_fn = [&](int) { return ++syncs, 0; };
+  {
+    auto s = Open();
+    AppendN(*s, 200);
+    EXPECT_EQ(Seqs(*s), Range(1, 200));
+    std::string error;
+    ASSERT_TRUE(s->Ack(200, &error)) << error;
+  }
+  EXPECT_EQ(syncs, 0);
 }
 
 }  // namespace

@@ -14,18 +14,28 @@
 //
 // fsync policy (FsyncPolicy):
 //  - kBatch (default): a segment is fsync'ed before any of its records is read for sending, and
-//    when it is closed. Whatever the server may have seen is on disk, so after a power loss a seq
+//    after it is closed. Whatever the server may have seen is on disk, so after a power loss a seq
 //    is never handed out twice for different events. Records appended since the last send are
 //    lost on power loss (not on an agent crash: they are in the page cache).
-//  - kAlways: fsync after every append (slow; for hosts whose events are rare and precious).
+//  - kAlways: fsync after every append (slow: the appending thread waits for the disk; for hosts
+//    whose events are rare and precious).
 //  - kNever: no fsync; survives agent crashes, not power loss.
 // The `acked` file is renamed into place without fsync under kNever: going back in time only
 // resends events the server then reports as duplicates.
 //
-// Thread-safe: one thread appends while another reads and acknowledges.
+// Threads: one thread appends (the capture thread, which must keep draining the kernel's ring
+// buffer) while another reads, syncs and acknowledges (the uplink). Under kBatch and kNever the
+// appending thread never waits for the disk to sync, nor for a lock held across a sync: Append
+// only writes (a segment that fills up is closed without a sync and its directory entry is not
+// synced there either), and Sync/ReadAfter/Ack sync outside the lock that Append, NextSeq and
+// stats take, on duplicated descriptors. ReadAfter hands out only records that a finished sync
+// covered (everything appended before the ReadAfter call began), so the guarantee above holds.
+// SyncClosed syncs segments closed since the last sync (the uplink calls it when it wakes, also
+// while the server is down and nothing is read).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,6 +52,8 @@ struct SpoolOptions {
   uint64_t segment_bytes = 0;  // 0: max_bytes / 8, clamped to [4 KiB, 64 MiB]
   FsyncPolicy fsync = FsyncPolicy::kBatch;
   uint32_t max_record_bytes = 1u << 20;  // longer records are refused (and found corrupt on open)
+  // Test seam: called instead of fdatasync (segments, the acked file) and fsync (the directory).
+  std::function<int(int fd)> sync_fn;
 };
 
 struct SpoolRecord {
@@ -80,6 +92,11 @@ class Spool {
   // skipped).
   bool ReadAfter(uint64_t after, size_t max_records, size_t max_bytes,
                  std::vector<SpoolRecord>& out, std::string* error);
+  // Makes every record appended before the call durable (segments, then the directory entries of
+  // new segments). ReadAfter does this itself under kBatch; a no-op under kNever.
+  bool Sync(std::string* error);
+  // Syncs only the segments that were closed since the last sync (not the tail).
+  bool SyncClosed(std::string* error);
   // Everything with seq <= `seq` was acknowledged: deletes segments that hold nothing else.
   bool Ack(uint64_t seq, std::string* error);
   SpoolStats stats() const;
@@ -92,22 +109,37 @@ class Spool {
     uint64_t records = 0;
     uint64_t bytes = 0;
     bool synced = true;
+    int sync_fd = -1;  // a closed segment keeps its descriptor until it has been synced
+  };
+  struct Doomed {  // a segment to unlink (and descriptor to close) once mu_ is released
+    std::string path;
+    int fd = -1;
   };
 
   explicit Spool(SpoolOptions options) : options_(std::move(options)) {}
   bool Recover(std::string* error);
   bool OpenTail(uint64_t first_seq, std::string* error);
-  bool SyncTail(std::string* error);
-  void DropOldest();
+  bool AppendLocked(uint64_t seq, std::string_view payload, std::vector<Doomed>& doomed,
+                    std::string* error);
+  bool SyncUpTo(bool closed_only, std::string* error);
+  int DoSync(int fd) const;
+  void DropOldest(std::vector<Doomed>& doomed);
+  static void Bury(std::vector<Doomed>& doomed);
   bool WriteAcked(uint64_t seq, std::string* error);
   uint64_t PendingIn(const Segment& s) const;
 
   SpoolOptions options_;
+  // mu_ guards the state below and is never held across a sync or an fsync'ed file write;
+  // sync_mu_ serialises the syncers (Sync, the acked file) and is never taken by Append.
   mutable std::mutex mu_;
+  std::mutex sync_mu_;
   std::vector<Segment> segments_;  // oldest first; back() is open for appends
   int tail_fd_ = -1;
   uint64_t next_seq_ = 1;
   uint64_t acked_ = 0;
+  uint64_t synced_seq_ = 0;   // every record up to here is durable (kBatch reads stop there)
+  uint64_t dir_changes_ = 0;  // segments created so far (their directory entries need an fsync)
+  uint64_t dir_synced_ = 0;   // dir_changes_ as of the last directory fsync
   // Read hints, so that a read does not rescan a segment from its start: where record
   // read_hint_seq_ is (segment by first seq, byte offset), and where the record after the last
   // one handed out is (becomes the hint when that batch is acknowledged).
