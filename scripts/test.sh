@@ -23,7 +23,7 @@ status=0
 # Sanitizer tier: parsers and the network under ASan + UBSan (unit tests, separate build dir).
 if [ "${BOING_SKIP_ASAN:-0}" != 1 ]; then
   BUILD_DIR=build-asan CMAKE_ARGS="-DBOING_SANITIZE=ON" \
-    NINJA_TARGETS="common_unit_test crypto_test base_test http_test store_test api_unit_test agent_http_test agent_uplink_test detect_unit_test" \
+    NINJA_TARGETS="common_unit_test crypto_test base_test http_test store_test api_unit_test agent_http_test agent_uplink_test detect_unit_test detect_quality_test" \
     bash scripts/setup.sh >/dev/null
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     ctest --output-on-failure -j2 -L unit --timeout 900) || status=$?

@@ -139,8 +139,9 @@ bool Spool::Recover(std::string* error) {
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
     if (name.size() != 20 || name.substr(16) != ".seg") continue;
+    const std::string hex = name.substr(0, 16);  // `end` points into it: keep it alive
     char* end = nullptr;
-    uint64_t first = std::strtoull(name.substr(0, 16).c_str(), &end, 16);
+    uint64_t first = std::strtoull(hex.c_str(), &end, 16);
     if (end && *end == '\0') files.emplace_back(first, options_.dir + "/" + name);
   }
   closedir(d);
