@@ -343,6 +343,79 @@ http {{
         self.assert_each_once(self.app_port, [f"/reuse/{i}" for i in range(2)], lambda p: 200)
 
 
+# Waits for argv[1] to exist, then runs the script argv[2] with the remaining arguments: nothing
+# that loads libssl is imported before that (http.server imports http.client, which imports ssl).
+DLOPEN_LATER = """
+import os, runpy, sys, time
+trigger = sys.argv[1]
+while not os.path.exists(trigger):
+    time.sleep(0.05)
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+class DlopenAfterStartTest(unittest.TestCase):
+    """A process already running when the agent starts, with no libssl mapped (so nothing in
+    scope gives the agent a reason to attach OpenSSL probes), loads libssl later through Python's
+    ssl module; the agent must notice the new mapping, attach, and decrypt its HTTPS traffic."""
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            skip_or_fail("needs root")
+        f = cls.f = Fixture("boing-dlopen")
+        try:
+            cls.cert, cls.key = os.path.join(f.tmp, "cert.pem"), os.path.join(f.tmp, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                            "-subj", "/CN=localhost", "-keyout", cls.key, "-out", cls.cert],
+                           check=True, capture_output=True)
+            cls.port = free_port()
+            cls.trigger = os.path.join(f.tmp, "load-ssl-now")
+            cls.proc = f.spawn([PYTHON, "-c", DLOPEN_LATER, cls.trigger,
+                                os.path.join(HERE, "test_server.py"), "--port", str(cls.port),
+                                "--tls", cls.cert, cls.key])
+            time.sleep(0.5)  # the interpreter is up and waiting
+            f.start_agent()
+        except BaseException:
+            f.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.close()
+
+    def test_libssl_loaded_after_the_agent_started_is_probed_and_decrypted(self):
+        maps = f"/proc/{self.proc.pid}/maps"
+        with open(maps) as fh:
+            self.assertNotIn("libssl", fh.read(), "libssl must not be mapped before the trigger")
+        self.assertNotIn("libssl", self.f.agent_stderr(), "no OpenSSL probes before the dlopen")
+        with open(self.trigger, "w"):
+            pass
+        wait_port("127.0.0.1", self.port)
+        with open(maps) as fh:
+            self.assertIn("libssl", fh.read())
+        # The agent attaches when it reads the mmap record of the library (documented limit: calls
+        # in the first ~100 ms after the dlopen can be missed); wait for its log line.
+        deadline = time.time() + 10
+        while time.time() < deadline and f"seen in pid {self.proc.pid}" not in self.f.agent_stderr():
+            time.sleep(0.1)
+        self.assertIn(f"seen in pid {self.proc.pid}", self.f.agent_stderr())
+        paths = [f"/dlopen/{i}" for i in range(10)]
+        for p in paths:
+            self.assertEqual(curl(f"https://127.0.0.1:{self.port}{p}", "-k"), 200)
+        time.sleep(1.5)
+        events = [e for e in self.f.events() if e.get("server_port") == self.port]
+        by_path = {}
+        for e in events:
+            by_path.setdefault(e["endpoint"], []).append(e)
+        for p in paths:
+            got = by_path.get(p, [])
+            self.assertEqual(len(got), 1, f"{p} seen {len(got)} times")
+            self.assertEqual((got[0]["method"], got[0]["status_code"], got[0]["tls"]),
+                             ("GET", 200, True))
+
+
 class AgentToServerTest(unittest.TestCase):
     """End to end: real capture of a Python http.server -> spool -> uplink -> a real boing-server
     (SQLite), enrolled with a token from POST /api/agents; events read back through GET /api/logs
