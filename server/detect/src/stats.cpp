@@ -21,6 +21,10 @@ void QuantileSketch::Add(double v) {
     return;
   }
   int i = Index(v);
+  ++counts_[Slot(i)];
+}
+
+size_t QuantileSketch::Slot(int i) {
   if (counts_.empty()) {
     offset_ = i;
     counts_.push_back(0);
@@ -30,7 +34,7 @@ void QuantileSketch::Add(double v) {
   } else if (i >= offset_ + static_cast<int>(counts_.size())) {
     counts_.resize(static_cast<size_t>(i - offset_ + 1), 0);
   }
-  ++counts_[static_cast<size_t>(i - offset_)];
+  return static_cast<size_t>(i - offset_);
 }
 
 void QuantileSketch::Merge(const QuantileSketch& o) {
@@ -38,17 +42,7 @@ void QuantileSketch::Merge(const QuantileSketch& o) {
   zeros_ += o.zeros_;
   for (size_t k = 0; k < o.counts_.size(); ++k) {
     if (o.counts_[k] == 0) continue;
-    int i = o.offset_ + static_cast<int>(k);
-    if (counts_.empty()) {
-      offset_ = i;
-      counts_.push_back(0);
-    } else if (i < offset_) {
-      counts_.insert(counts_.begin(), static_cast<size_t>(offset_ - i), 0);
-      offset_ = i;
-    } else if (i >= offset_ + static_cast<int>(counts_.size())) {
-      counts_.resize(static_cast<size_t>(i - offset_ + 1), 0);
-    }
-    counts_[static_cast<size_t>(i - offset_)] += o.counts_[k];
+    counts_[Slot(o.offset_ + static_cast<int>(k))] += o.counts_[k];
   }
 }
 

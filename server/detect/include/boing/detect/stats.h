@@ -8,6 +8,7 @@
 // mean and variance for z-scores.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -27,6 +28,8 @@ class QuantileSketch {
 
  private:
   int Index(double v) const;
+  // Grows counts_ so that bucket index i has a slot; returns that slot.
+  std::size_t Slot(int i);
   double gamma_, log_gamma_, min_value_;
   uint64_t count_ = 0, zeros_ = 0;
   int offset_ = 0;                // bucket index of counts_[0]
