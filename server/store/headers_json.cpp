@@ -3,30 +3,11 @@
 // (replaced by U+FFFD) and decodes.
 #include <nlohmann/json.hpp>
 
+#include "boing/utf8.h"
 #include "store_internal.h"
 
 namespace boing::store_internal {
 namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i] (i < n, s[i] >= 0x80), 0 when invalid.
-size_t Utf8Len(const unsigned char* s, size_t i, size_t n) {
-  unsigned char c = s[i];
-  auto cont = [&](size_t k, unsigned char lo, unsigned char hi) {
-    return i + k < n && s[i + k] >= lo && s[i + k] <= hi;
-  };
-  if (c >= 0xC2 && c <= 0xDF) return cont(1, 0x80, 0xBF) ? 2 : 0;
-  if (c == 0xE0) return cont(1, 0xA0, 0xBF) && cont(2, 0x80, 0xBF) ? 3 : 0;
-  if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-    return cont(1, 0x80, 0xBF) && cont(2, 0x80, 0xBF) ? 3 : 0;
-  }
-  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2, 0x80, 0xBF) ? 3 : 0;
-  if (c == 0xF0) return cont(1, 0x90, 0xBF) && cont(2, 0x80, 0xBF) && cont(3, 0x80, 0xBF) ? 4 : 0;
-  if (c >= 0xF1 && c <= 0xF3) {
-    return cont(1, 0x80, 0xBF) && cont(2, 0x80, 0xBF) && cont(3, 0x80, 0xBF) ? 4 : 0;
-  }
-  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2, 0x80, 0xBF) && cont(3, 0x80, 0xBF) ? 4 : 0;
-  return 0;
-}
 
 bool AppendString(std::string_view v, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -42,7 +23,7 @@ bool AppendString(std::string_view v, std::string& out) {
       continue;
     }
     if (c >= 0x80) {
-      size_t len = Utf8Len(s, i, n);
+      size_t len = Utf8SequenceLength(v, i);
       if (len == 0) return false;
       i += len;
       continue;

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "boing/utf8.h"
+
 namespace boing::detect {
 
 // Folds id-like path segments into "{id}": all digits, UUIDs, hex strings of 16+ characters with a
@@ -25,7 +27,7 @@ int TemplateOf(std::string_view endpoint, std::string& out, uint64_t* ids_hash =
 void Normalize(std::string_view in, std::string& out, bool plus_is_space);
 
 // True when `s` is valid UTF-8 (no over-long forms, no surrogates, at most U+10FFFF).
-bool ValidUtf8(std::string_view s);
+using boing::ValidUtf8;
 
 // 64-bit FNV-1a, mixed with `seed`; keys of the bounded state tables.
 uint64_t Hash64(std::string_view s, uint64_t seed = 0);
