@@ -95,6 +95,14 @@ class Fixture:
         self.procs.append(p)
         return p
 
+    def self_signed_cert(self):
+        """A certificate for localhost and its key, in the fixture's directory: (cert, key)."""
+        cert, key = os.path.join(self.tmp, "cert.pem"), os.path.join(self.tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        return cert, key
+
     def start_agent(self, extra=(), mode=("--stdout",)):
         with open(self.agent_out, "w") as out, open(self.agent_err, "w") as err:
             self.agent = subprocess.Popen(
@@ -176,10 +184,7 @@ class AgentCaptureTest(unittest.TestCase):
             cls.v6_port = free_port(socket.AF_INET6, "::1")
             f.spawn([PYTHON, os.path.join(HERE, "test_server.py"), "--bind", "::1",
                      "--port", str(cls.v6_port)])
-            cert, key = os.path.join(f.tmp, "cert.pem"), os.path.join(f.tmp, "key.pem")
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                            "-subj", "/CN=localhost", "-keyout", key, "-out", cert],
-                           check=True, capture_output=True)
+            cert, key = f.self_signed_cert()
             cls.tls_port = free_port()
             f.spawn([PYTHON, os.path.join(HERE, "test_server.py"), "--port", str(cls.tls_port),
                      "--tls", cert, key])
@@ -366,10 +371,7 @@ class DlopenAfterStartTest(unittest.TestCase):
             skip_or_fail("needs root")
         f = cls.f = Fixture("boing-dlopen")
         try:
-            cls.cert, cls.key = os.path.join(f.tmp, "cert.pem"), os.path.join(f.tmp, "key.pem")
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                            "-subj", "/CN=localhost", "-keyout", cls.key, "-out", cls.cert],
-                           check=True, capture_output=True)
+            cls.cert, cls.key = f.self_signed_cert()
             cls.port = free_port()
             cls.trigger = os.path.join(f.tmp, "load-ssl-now")
             cls.proc = f.spawn([PYTHON, "-c", DLOPEN_LATER, cls.trigger,
@@ -706,10 +708,7 @@ class NginxToServerTest(unittest.TestCase):
                 if i % 4:
                     with open(os.path.join(www, "n", f"{i}.html"), "w") as fh:
                         fh.write("hello\n")
-            cert, key = os.path.join(f.tmp, "cert.pem"), os.path.join(f.tmp, "key.pem")
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
-                            "1", "-subj", "/CN=localhost", "-keyout", key, "-out", cert],
-                           check=True, capture_output=True)
+            cert, key = f.self_signed_cert()
             cls.http_port, cls.https_port = free_port(), free_port()
             conf = os.path.join(f.tmp, "nginx.conf")
             with open(conf, "w") as fh:
