@@ -34,6 +34,10 @@ const volatile __u32 cfg_max_payload = 4096;
 const volatile __u32 cfg_self_tgid = 0;
 const volatile __u32 cfg_pid_mode = BOING_SCOPE_ALL;
 const volatile __u32 cfg_cgroup_mode = BOING_SCOPE_ALL;
+// Bit L set: some cgroup in scope_cgroups sits at hierarchy level L (root = 0). A task matches
+// when its ancestor at one of these levels is in the map, so descendants of a scoped cgroup
+// (containers under a pod slice, services under a slice) are matched too.
+const volatile __u32 cfg_cgroup_levels = 0;
 const volatile __u32 cfg_port_mode = BOING_SCOPE_ALL;
 const volatile __u8 cfg_follow_children = 1;
 const volatile __u8 cfg_rate_counters = 1;
@@ -202,8 +206,12 @@ static __always_inline bool task_in_scope(__u32 tgid) {
     if ((cfg_pid_mode == BOING_SCOPE_INCLUDE) != hit) return false;
   }
   if (cfg_cgroup_mode != BOING_SCOPE_ALL) {
-    __u64 cg = bpf_get_current_cgroup_id();
-    bool hit = bpf_map_lookup_elem(&scope_cgroups, &cg) != NULL;
+    bool hit = false;
+    for (int level = 0; level < BOING_MAX_CGROUP_LEVELS && !hit; level++) {
+      if (!(cfg_cgroup_levels & (1u << level))) continue;
+      __u64 cg = bpf_get_current_ancestor_cgroup_id(level);
+      hit = cg && bpf_map_lookup_elem(&scope_cgroups, &cg) != NULL;
+    }
     if ((cfg_cgroup_mode == BOING_SCOPE_INCLUDE) != hit) return false;
   }
   return true;

@@ -19,6 +19,8 @@
 // at most this. Data records are variable-length: only `captured` bytes follow the header.
 #define BOING_MAX_PAYLOAD 8192
 #define BOING_MAX_IOV 8
+// Cgroup v2 hierarchy levels the scope check looks at (root = level 0).
+#define BOING_MAX_CGROUP_LEVELS 32
 
 enum boing_event_type {
   BOING_EV_CONN_OPEN = 1,   // struct boing_conn_event

@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 
@@ -244,13 +245,18 @@ class ConfigReader {
       if (!n[k]) continue;
       std::string field = std::string("scope.") + k;
       o_.sensor.cgroup_ids.clear();
+      o_.sensor.cgroup_levels = 0;
       o_.cgroup_dirs.clear();
       o_.sensor.exclude_cgroups = k[0] == 'e';
       for (const auto& [item, line] : List(n[k], field)) {
         std::string resolved;
-        auto id = CgroupIdOf(item, &resolved);
+        int level = 0;
+        auto id = CgroupIdOf(item, &resolved, &level);
         if (!id) throw ConfigError{line, field, "no cgroup v2 directory at " + item};
+        if (level >= kMaxCgroupLevels)
+          throw ConfigError{line, field, item + " is nested deeper than the sensor looks"};
         o_.sensor.cgroup_ids.push_back(*id);
+        o_.sensor.cgroup_levels |= 1u << level;
         if (!o_.sensor.exclude_cgroups) o_.cgroup_dirs.push_back(resolved);
       }
     }
@@ -336,7 +342,8 @@ std::string AgentUsage() {
                         and the TLS libraries found, then exit (0 when capture can start)
   --pid N               capture only process N and its children (repeatable)
   --exclude-pid N       capture everything except process N (repeatable)
-  --cgroup PATH         capture only processes in this cgroup v2 directory (repeatable)
+  --cgroup PATH         capture only processes in this cgroup v2 directory or its descendants
+                        (repeatable)
   --exclude-cgroup PATH
   --port N              capture only TCP connections with local or remote port N (repeatable)
   --exclude-port N
@@ -351,7 +358,7 @@ std::string AgentUsage() {
 )";
 }
 
-std::optional<uint64_t> CgroupIdOf(const std::string& path, std::string* resolved) {
+std::optional<uint64_t> CgroupIdOf(const std::string& path, std::string* resolved, int* level) {
   std::vector<std::string> candidates;
   if (!path.empty() && path[0] == '/') candidates.push_back(path);
   std::string v2 = CgroupV2Mount();
@@ -360,6 +367,17 @@ std::optional<uint64_t> CgroupIdOf(const std::string& path, std::string* resolve
     struct stat st {};
     if (stat(c.c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
         access((c + "/cgroup.procs").c_str(), F_OK) == 0) {
+      if (level) {
+        // Depth below the v2 root: components of the canonical path after the mount's.
+        std::error_code ec;
+        auto dir = std::filesystem::canonical(c, ec);
+        auto root = std::filesystem::canonical(v2.empty() ? "/" : v2, ec);
+        if (ec) return std::nullopt;
+        auto rel = dir.lexically_relative(root);
+        if (rel.empty() || *rel.begin() == "..") return std::nullopt;  // not under the v2 mount
+        *level = 0;
+        for (const auto& part : rel) *level += part != ".";
+      }
       *resolved = c;
       return static_cast<uint64_t>(st.st_ino);
     }
@@ -476,14 +494,20 @@ std::optional<AgentOptions> ParseAgentOptions(int argc, char** argv, std::string
     } else if (a == "--cgroup" || a == "--exclude-cgroup") {
       if (!value(&v)) return std::nullopt;
       std::string resolved;
-      auto id = CgroupIdOf(v, &resolved);
+      int level = 0;
+      auto id = CgroupIdOf(v, &resolved, &level);
       if (!id) {
         *error = a + ": no cgroup v2 directory at " + v +
                  " (cgroup2 mount: " + (CgroupV2Mount().empty() ? "none" : CgroupV2Mount()) + ")";
         return std::nullopt;
       }
+      if (level >= kMaxCgroupLevels) {
+        *error = a + ": " + v + " is nested deeper than the sensor looks";
+        return std::nullopt;
+      }
       if (first_on_cli("cgroup")) {
         o.sensor.cgroup_ids.clear();
+        o.sensor.cgroup_levels = 0;
         o.cgroup_dirs.clear();
       }
       bool exclude = a == "--exclude-cgroup";
@@ -492,6 +516,7 @@ std::optional<AgentOptions> ParseAgentOptions(int argc, char** argv, std::string
         return std::nullopt;
       }
       o.sensor.cgroup_ids.push_back(*id);
+      o.sensor.cgroup_levels |= 1u << level;
       o.sensor.exclude_cgroups = exclude;
       if (!exclude) o.cgroup_dirs.push_back(resolved);
     } else if (a == "--port" || a == "--exclude-port") {

@@ -116,6 +116,10 @@ std::unique_ptr<Sensor> Sensor::Start(const SensorOptions& o, RecordHandler hand
   ro->cfg_cgroup_mode = o.cgroup_ids.empty()
                             ? BOING_SCOPE_ALL
                             : (o.exclude_cgroups ? BOING_SCOPE_EXCLUDE : BOING_SCOPE_INCLUDE);
+  static_assert(kMaxCgroupLevels == BOING_MAX_CGROUP_LEVELS);
+  if (!o.cgroup_ids.empty() && o.cgroup_levels == 0)
+    return fail("cgroup scope without hierarchy levels (resolve cgroups with CgroupIdOf)");
+  ro->cfg_cgroup_levels = o.cgroup_levels;
   ro->cfg_port_mode = o.ports.empty()
                           ? BOING_SCOPE_ALL
                           : (o.exclude_ports ? BOING_SCOPE_EXCLUDE : BOING_SCOPE_INCLUDE);

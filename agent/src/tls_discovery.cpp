@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -147,10 +148,19 @@ std::vector<uint32_t> ProcessesInScope(const std::vector<uint32_t>& pids,
       }
     }
   }
-  for (const std::string& dir : cgroup_dirs) {
-    std::ifstream f(dir + "/cgroup.procs");
+  // A scoped cgroup includes its descendants (as in the kernel's scope check).
+  auto add_procs = [&out](const std::filesystem::path& dir) {
+    std::ifstream f(dir / "cgroup.procs");
     uint32_t p = 0;
     while (f >> p) out.push_back(p);
+  };
+  for (const std::string& dir : cgroup_dirs) {
+    add_procs(dir);
+    std::error_code ec;
+    for (std::filesystem::recursive_directory_iterator it(dir, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      if (it->is_directory(ec) && !it->is_symlink(ec)) add_procs(it->path());
+    }
   }
   return out;
 }

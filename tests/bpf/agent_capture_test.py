@@ -82,8 +82,11 @@ class Fixture:
         self._events = []
         self._read_pos = 0
 
-    def spawn(self, argv, in_scope=True, cwd=None):
-        procs_file = os.path.join(self.cgroup, "cgroup.procs")
+    def spawn(self, argv, in_scope=True, cwd=None, sub=None):
+        """Starts argv in the scratch cgroup (or in its descendant `sub`, e.g. "pod/ctr")."""
+        group = os.path.join(self.cgroup, sub) if sub else self.cgroup
+        os.makedirs(group, exist_ok=True)
+        procs_file = os.path.join(group, "cgroup.procs")
 
         def enter_cgroup():
             if in_scope:
@@ -145,13 +148,15 @@ class Fixture:
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        # The cgroup can only be removed once empty.
-        for _ in range(50):
-            try:
-                os.rmdir(self.cgroup)
-                break
-            except OSError:
-                time.sleep(0.1)
+        # A cgroup can only be removed once empty, descendants first.
+        groups = [root for root, _, _ in os.walk(self.cgroup)]
+        for group in sorted(groups, key=len, reverse=True):
+            for _ in range(50):
+                try:
+                    os.rmdir(group)
+                    break
+                except OSError:
+                    time.sleep(0.1)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -188,6 +193,12 @@ class AgentCaptureTest(unittest.TestCase):
             cls.tls_port = free_port()
             f.spawn([PYTHON, os.path.join(HERE, "test_server.py"), "--port", str(cls.tls_port),
                      "--tls", cert, key])
+            # In a descendant of the scoped cgroup (a container under a pod slice), running
+            # before the agent: found through the kernel's ancestor check and, for TLS, through
+            # the descendants' cgroup.procs.
+            cls.nested_tls_port = free_port()
+            f.spawn([PYTHON, os.path.join(HERE, "test_server.py"), "--port",
+                     str(cls.nested_tls_port), "--tls", cert, key], sub="pod/ctr")
             cls.node_port = None
             if shutil.which("node"):
                 cls.node_port = free_port()
@@ -214,7 +225,8 @@ http {{
             cls.outside_port = free_port()
             f.spawn([PYTHON, "-m", "http.server", "--bind", "127.0.0.1", str(cls.outside_port)],
                     in_scope=False, cwd=www)
-            for port in (cls.plain_port, cls.app_port, cls.tls_port, cls.outside_port):
+            for port in (cls.plain_port, cls.app_port, cls.tls_port, cls.outside_port,
+                         cls.nested_tls_port):
                 wait_port("127.0.0.1", port)
             wait_port("::1", cls.v6_port)
             for port in (cls.nginx_port, cls.node_port):
@@ -334,6 +346,22 @@ http {{
         self.f.spawn([PYTHON, os.path.join(HERE, "test_server.py"), "--port", str(port)])
         wait_port("127.0.0.1", port)
         paths = [f"/late/{i}" for i in range(5)]
+        for p in paths:
+            curl(f"http://127.0.0.1:{port}{p}")
+        self.assert_each_once(port, paths, lambda p: 200)
+
+    def test_descendant_cgroups_are_in_scope(self):
+        # Started before the agent in scope/pod/ctr, HTTPS through libssl.
+        paths = [f"/nested-tls/{i}" for i in range(5)]
+        for p in paths:
+            curl(f"https://127.0.0.1:{self.nested_tls_port}{p}", "-k")
+        self.assert_each_once(self.nested_tls_port, paths, lambda p: 200, tls=True)
+        # Started after the agent, two levels further down.
+        port = free_port()
+        self.f.spawn([PYTHON, os.path.join(HERE, "test_server.py"), "--port", str(port)],
+                     sub="pod/ctr/deeper/still")
+        wait_port("127.0.0.1", port)
+        paths = [f"/nested-late/{i}" for i in range(5)]
         for p in paths:
             curl(f"http://127.0.0.1:{port}{p}")
         self.assert_each_once(port, paths, lambda p: 200)

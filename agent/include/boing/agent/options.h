@@ -60,8 +60,10 @@ std::string AgentUsage();
 // Applies a YAML configuration file on top of `o`. False with *error "FILE:LINE: FIELD: ...".
 bool LoadAgentConfig(const std::string& path, AgentOptions& o, std::string* error);
 
-// Resolves a cgroup v2 directory (absolute, or relative to the v2 mount) to its id.
-std::optional<uint64_t> CgroupIdOf(const std::string& path, std::string* resolved);
+// Resolves a cgroup v2 directory (absolute, or relative to the v2 mount) to its id; *level is its
+// depth below the v2 root (root 0), the level the kernel's ancestor lookup uses.
+std::optional<uint64_t> CgroupIdOf(const std::string& path, std::string* resolved,
+                                   int* level = nullptr);
 std::string CgroupV2Mount();
 
 // "123", "64KiB", "256MiB", "1GiB" (also K/M/G and KB/MB/GB as powers of 1024).

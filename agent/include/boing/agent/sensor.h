@@ -16,12 +16,16 @@
 
 namespace boing::agent {
 
+// Cgroup hierarchy levels the kernel scope check looks at (BOING_MAX_CGROUP_LEVELS).
+inline constexpr int kMaxCgroupLevels = 32;
+
 struct SensorOptions {
   uint32_t max_payload = 4096;        // bytes copied per read/write (at most 8192)
   uint32_t ringbuf_bytes = 8u << 20;  // power of two, multiple of the page size
   std::vector<uint32_t> pids;         // include (or exclude) these processes
   bool exclude_pids = false;
   std::vector<uint64_t> cgroup_ids;  // cgroup v2 ids (inode numbers of the directories)
+  uint32_t cgroup_levels = 0;        // bit L: one of them is at hierarchy level L (root 0)
   bool exclude_cgroups = false;
   std::vector<uint16_t> ports;  // local or remote TCP port
   bool exclude_ports = false;
