@@ -73,7 +73,8 @@ struct conn_state {
   __u8 tls;        // SSL calls were seen on this fd: the syscall stream is ciphertext
   __u8 ignored;    // not a TCP socket, or out of scope by port
   __u8 open_sent;  // BOING_EV_CONN_OPEN was emitted
-  __u8 pad[3];
+  __u8 lost;       // bit (1 << direction): that direction's last data record was lost
+  __u8 pad[2];
 };
 
 struct {
@@ -304,11 +305,11 @@ static __always_inline void fill_header(struct boing_event_header* h, __u32 type
   bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
-static __always_inline void emit_conn(__u32 type, __u32 tgid, __s32 fd, struct conn_state* c) {
+static __always_inline bool emit_conn(__u32 type, __u32 tgid, __s32 fd, struct conn_state* c) {
   struct boing_conn_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) {
     count(BOING_CTR_DROP_RINGBUF_FULL, 1);
-    return;
+    return false;
   }
   fill_header(&e->hdr, type, tgid, fd, c->generation, bpf_ktime_get_ns());
   e->family = c->family;
@@ -319,6 +320,7 @@ static __always_inline void emit_conn(__u32 type, __u32 tgid, __s32 fd, struct c
   __builtin_memcpy(e->remote_addr, c->remote_addr, 16);
   bpf_ringbuf_submit(e, 0);
   count(BOING_CTR_EVENTS, 1);
+  return true;
 }
 
 static __always_inline void emit_proc(__u32 type, __u32 tgid) {
@@ -363,13 +365,19 @@ static __always_inline __u8 detect(__u8* state, const void* first, __u64 avail) 
   return *state;
 }
 
-// ---- rate counters ----
-static __always_inline void count_request(struct conn_state* c, const char* data, __u32 n) {
-  if (!cfg_rate_counters || c->role == BOING_ROLE_CLIENT || n < 6) return;
-  // Only a request that starts the read is counted (pipelined followers are not).
+// True when the copied bytes start an HTTP request (not a response).
+static __always_inline bool starts_request(const char* data, __u32 n) {
+  if (n < 6) return false;
   char m[8] = {};
   __builtin_memcpy(m, data, 8);
-  if (!is_http_start(m) || (m[0] == 'H' && m[1] == 'T')) return;
+  return is_http_start(m) && !(m[0] == 'H' && m[1] == 'T');
+}
+
+// ---- rate counters ----
+static __always_inline void count_request(struct conn_state* c, const char* data, __u32 n) {
+  if (!cfg_rate_counters || c->role == BOING_ROLE_CLIENT) return;
+  // Only a request that starts the read is counted (pipelined followers are not).
+  if (!starts_request(data, n)) return;
 
   struct boing_ip_endpoint_key k = {};
   if (c->family == AF_INET) {
@@ -428,9 +436,16 @@ static __always_inline void emit_data(__u32 tgid, __s32 fd, struct conn_state* c
   struct data_scratch* s = bpf_map_lookup_elem(&scratch, &zero);
   if (!s) return;
 
+  // A connection's data never precedes its OPEN record: when the OPEN is lost, so is the data
+  // (marked as a loss in both directions), and the OPEN is tried again with the next record.
+  bool open_lost = false;
   if (!c->open_sent) {
-    emit_conn(BOING_EV_CONN_OPEN, tgid, fd, c);
-    c->open_sent = 1;
+    if (emit_conn(BOING_EV_CONN_OPEN, tgid, fd, c)) {
+      c->open_sent = 1;
+    } else {
+      c->lost = 3;
+      open_lost = true;
+    }
   }
 
   __u64 cap = cfg_max_payload;
@@ -476,14 +491,21 @@ static __always_inline void emit_data(__u32 tgid, __s32 fd, struct conn_state* c
     flags |= BOING_DATA_TRUNCATED;
     count(BOING_CTR_TRUNCATED, 1);
   }
+  __u8 dir_bit = dir == BOING_DIR_EGRESS ? 2 : 1;
+  if (c->lost & dir_bit) flags |= BOING_DATA_AFTER_LOSS;
+  if (c->lost & (dir_bit ^ 3)) flags |= BOING_DATA_PEER_LOST;
   s->ev.flags = flags;
 
   if (dir == BOING_DIR_INGRESS && captured) count_request(c, s->data, (__u32)captured);
 
-  if (bpf_ringbuf_output(&events, s, sizeof(s->ev) + captured, 0)) {
-    count(BOING_CTR_DROP_RINGBUF_FULL, 1);
+  if (open_lost || bpf_ringbuf_output(&events, s, sizeof(s->ev) + captured, 0)) {
+    if (!open_lost) count(BOING_CTR_DROP_RINGBUF_FULL, 1);
+    c->lost |= dir_bit;
+    // Counted so that user space can account for every request: those it never saw.
+    if (starts_request(s->data, (__u32)captured)) count(BOING_CTR_LOST_REQUESTS, 1);
     return;
   }
+  c->lost &= ~dir_bit;
   count(BOING_CTR_EVENTS, 1);
   count(BOING_CTR_DATA_EVENTS, 1);
   count(BOING_CTR_DATA_BYTES, captured);

@@ -45,6 +45,11 @@ enum boing_data_flags {
   BOING_DATA_TLS = 1u << 0,        // plaintext taken from SSL_read/SSL_write
   BOING_DATA_TRUNCATED = 1u << 1,  // captured < len: the rest is a gap in the stream
   BOING_DATA_SENDFILE = 1u << 2,   // bytes sent from a file: never captured, only counted
+  // Records of this connection and direction were lost just before this one (ring buffer full):
+  // the stream has a gap of unknown length here, and user space must resynchronise.
+  BOING_DATA_AFTER_LOSS = 1u << 3,
+  // The other direction's latest records were lost and nothing of it was delivered since.
+  BOING_DATA_PEER_LOST = 1u << 4,
 };
 
 enum boing_proto {
@@ -67,6 +72,7 @@ enum boing_counter {
   BOING_CTR_TRUNCATED,           // data records that carried only a prefix (not a drop)
   BOING_CTR_NOT_HTTP,            // connections whose first bytes were not HTTP/1.x
   BOING_CTR_SSL_NO_FD,           // SSL calls whose socket could not be found
+  BOING_CTR_LOST_REQUESTS,       // lost data records that started an HTTP request (ring full)
   BOING_CTR_MAX,
 };
 

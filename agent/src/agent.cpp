@@ -395,6 +395,7 @@ int RunAgent(const AgentOptions& options) {
         {"parse_errors", t.parse_errors},
         {"orphan_responses", t.orphan_responses},
         {"unanswered_requests", t.unanswered_requests},
+        {"lost_requests", t.lost_requests},
         {"connections_opened", t.connections_opened},
         {"connections_evicted", t.connections_evicted}};
   };
@@ -506,6 +507,9 @@ int RunAgent(const AgentOptions& options) {
       break;
   }
   if (sensor) sensor->Poll(0);
+  // Close what is still open: responses that end at close complete, requests still waiting for
+  // an answer are counted as unanswered (every request is accounted for).
+  tracker.Sweep(UINT64_MAX, 0);
   if (!out.empty()) {
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fflush(stdout);
@@ -533,8 +537,8 @@ int RunAgent(const AgentOptions& options) {
          " bad_records=" + std::to_string(t.bad_records) + " events=" + std::to_string(t.events) +
          " parse_errors=" + std::to_string(t.parse_errors) +
          " orphan_responses=" + std::to_string(t.orphan_responses) +
-         " unanswered_requests=" + std::to_string(t.unanswered_requests) +
-         " connections=" + std::to_string(t.connections_opened) +
+         " unanswered_requests=" + std::to_string(t.unanswered_requests) + " lost_requests=" +
+         std::to_string(t.lost_requests) + " connections=" + std::to_string(t.connections_opened) +
          " captured=" + std::to_string(metrics.captured.load()));
   return 0;
 }

@@ -33,6 +33,27 @@ void HttpStream::Stop() {
   front_off_ = 0;
 }
 
+bool HttpStream::Lost() {
+  if (state_ == State::kStopped) return false;
+  bool begun = state_ == State::kBody;
+  if (state_ == State::kHead) {
+    for (size_t i = 0; i < segments_.size() && !begun; ++i) {
+      const Segment& s = segments_[i];
+      if (s.gap) continue;
+      std::string_view d = std::string_view(s.data).substr(i == 0 ? front_off_ : 0);
+      begun = d.find_first_not_of(" \r\n") != std::string_view::npos;
+    }
+  }
+  segments_.clear();
+  marks_.clear();
+  front_off_ = 0;
+  abs_front_ = abs_end_;
+  cur_ = CapturedMessage();
+  body_remaining_ = 0;
+  state_ = State::kResync;
+  return begun;
+}
+
 uint64_t HttpStream::TsAt(uint64_t abs_pos) const {
   uint64_t ts = 0;
   for (const auto& [pos, t] : marks_) {
@@ -234,16 +255,41 @@ HttpConnection::HttpConnection(int role_hint, const StreamLimits& limits)
 }
 
 void HttpConnection::OnData(bool ingress, std::string_view bytes, uint64_t gap, uint64_t ts_ns,
-                            std::vector<Transaction>& out) {
+                            std::vector<Transaction>& out, bool after_loss, bool peer_lost) {
   if (stopped_) return;
   if (requests_ingress_ < 0) {
     bool response_first = LooksLikeResponseStart(bytes);
     requests_ingress_ = (ingress != response_first) ? 1 : 0;
   }
   HttpStream& s = (ingress == (requests_ingress_ == 1)) ? requests_ : responses_;
+  if (after_loss) OnLoss(s, bytes, peer_lost);
   s.Append(bytes, ts_ns);
   s.AppendGap(gap, ts_ns);
   Pump(out);
+}
+
+// How many requests and responses the lost bytes held is unknown, so FIFO pairing cannot be
+// trusted across the loss. What can: a client that does not pipeline sends a request only after
+// the answer to its previous one arrived, and the ring buffer keeps the order of the records.
+// - Requests lost: every earlier answer was written before the request after the loss was read,
+//   so whatever is still pending was pipelined (or its answer is the one lost): dropped.
+// - Responses lost: if the record after the loss starts a response and no request was lost
+//   since (`peer_lost`), it answers the newest request; older pending requests lost their
+//   answers. Otherwise nothing pending can be paired.
+// Dropped requests are counted (lost_requests); the requests the lost records themselves
+// started are counted by the sensor in the kernel (lost_requests there).
+void HttpConnection::OnLoss(HttpStream& s, std::string_view next_bytes, bool peer_lost) {
+  bool begun = s.Lost();
+  size_t keep = 0;
+  if (&s == &requests_) {
+    stats_.lost_requests += begun ? 1 : 0;
+  } else if (!peer_lost && LooksLikeResponseStart(next_bytes) && !pending_.empty()) {
+    keep = 1;
+  }
+  while (pending_.size() > keep) {
+    pending_.pop_front();
+    ++stats_.lost_requests;
+  }
 }
 
 void HttpConnection::Pump(std::vector<Transaction>& out) {

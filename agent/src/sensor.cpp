@@ -48,8 +48,9 @@ const std::vector<std::string>& CounterNames() {
                                                  "drop_read_failed",
                                                  "truncated",
                                                  "not_http",
-                                                 "ssl_no_fd"};
-  static_assert(BOING_CTR_MAX == 12, "keep CounterNames in step with enum boing_counter");
+                                                 "ssl_no_fd",
+                                                 "lost_requests"};
+  static_assert(BOING_CTR_MAX == 13, "keep CounterNames in step with enum boing_counter");
   return names;
 }
 

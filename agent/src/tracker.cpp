@@ -249,7 +249,9 @@ bool Tracker::OnRecord(std::span<const uint8_t> record) {
       if (!c->http) c->http = std::make_unique<HttpConnection>(c->role, options_.limits);
       std::string_view bytes(reinterpret_cast<const char*>(record.data() + sizeof(e)), e.captured);
       std::vector<Transaction> txs;
-      c->http->OnData(e.direction == BOING_DIR_INGRESS, bytes, e.len - e.captured, h.ts_ns, txs);
+      c->http->OnData(e.direction == BOING_DIR_INGRESS, bytes, e.len - e.captured, h.ts_ns, txs,
+                      (e.flags & BOING_DATA_AFTER_LOSS) != 0,
+                      (e.flags & BOING_DATA_PEER_LOST) != 0);
       Emit(*c, txs);
       return true;
     }
@@ -307,6 +309,7 @@ void Tracker::Emit(Conn& c, std::vector<Transaction>& txs) {
   stats_.parse_errors += s.parse_errors - c.reported.parse_errors;
   stats_.orphan_responses += s.orphan_responses - c.reported.orphan_responses;
   stats_.unanswered_requests += s.unanswered_requests - c.reported.unanswered_requests;
+  stats_.lost_requests += s.lost_requests - c.reported.lost_requests;
   c.reported = s;
   if (txs.empty()) return;
 

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -867,6 +868,103 @@ class NginxToServerTest(unittest.TestCase):
                 with open(os.path.join(root, name), "rb") as fh:
                     self.assertNotIn(secret, fh.read(), "raw bearer token in " + name)
         self.assertNotIn(self.SECRET, self.server.db_files_bytes())
+
+
+class TinyRingBufferTest(unittest.TestCase):
+    """A ring buffer of one page and an agent stopped (SIGSTOP) now and then under wrk load: the
+    kernel loses records, and every request nginx served is accounted for exactly: captured as an
+    event with the right status (no request paired with another's answer), or counted as lost
+    (in the kernel or by the tracker) or unanswered. The sending application is unaffected."""
+
+    def test_every_request_is_captured_or_counted_when_the_ring_overflows(self):
+        if os.geteuid() != 0:
+            skip_or_fail("needs root")
+        if not os.path.exists("/usr/sbin/nginx") or not shutil.which("wrk"):
+            skip_or_fail("needs nginx and wrk")
+        f = Fixture("boing-tiny-ring")
+        self.addCleanup(f.close)
+        os.chmod(f.tmp, 0o755)
+        port = free_port()
+        conf = os.path.join(f.tmp, "nginx.conf")
+        with open(conf, "w") as fh:
+            # Status depends on the path: a request paired with another's answer shows.
+            fh.write(f"""
+daemon off; worker_processes 1; pid {f.tmp}/nginx.pid; error_log {f.tmp}/nginx.err;
+events {{ worker_connections 64; }}
+http {{
+  log_format paths "$request_uri $status";
+  access_log {f.tmp}/access.log paths;
+  client_body_temp_path {f.tmp}/nb; proxy_temp_path {f.tmp}/np; fastcgi_temp_path {f.tmp}/nf;
+  uwsgi_temp_path {f.tmp}/nu; scgi_temp_path {f.tmp}/ns;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port};
+    location ~ [13579]$ {{ return 404 "odd\\n"; }}
+    location /wrk/ {{ return 200 "even\\n"; }}
+  }}
+}}
+""")
+        f.spawn(["/usr/sbin/nginx", "-c", conf, "-p", f.tmp])
+        wait_port("127.0.0.1", port)
+        f.start_agent(extra=("--ringbuf-bytes", "4096", "--max-payload", "256"))
+
+        stop = threading.Event()
+
+        def pause_agent():
+            while not stop.wait(0.4):
+                os.kill(f.agent.pid, signal.SIGSTOP)
+                time.sleep(0.2)
+                os.kill(f.agent.pid, signal.SIGCONT)
+
+        pauser = threading.Thread(target=pause_agent)
+        pauser.start()
+        try:
+            r = subprocess.run(["wrk", "-t1", "-c4", "-d3s", "-s",
+                                os.path.join(HERE, "wrk_paths.lua"),
+                                f"http://127.0.0.1:{port}", "--", "-"],
+                               capture_output=True, text=True, timeout=60)
+        finally:
+            stop.set()
+            pauser.join()
+            os.kill(f.agent.pid, signal.SIGCONT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        time.sleep(1)
+        f.agent.terminate()
+        f.agent.wait(30)
+        err = f.agent_stderr()
+
+        def counter(line_prefix, name):
+            line = next((ln for ln in err.splitlines() if line_prefix in ln), None)
+            self.assertIsNotNone(line, f"no '{line_prefix}' line in the agent's log")
+            m = re.search(rf"\b{name}=(\d+)", line)
+            self.assertIsNotNone(m, f"{name} missing in: {line}")
+            return int(m.group(1))
+
+        ring_full = counter("kernel counters:", "drop_ringbuf_full")
+        kernel_lost = counter("kernel counters:", "lost_requests")
+        tracker_lost = counter("tracker:", "lost_requests")
+        unanswered = counter("tracker:", "unanswered_requests")
+        with open(os.path.join(f.tmp, "access.log")) as fh:
+            served = {}
+            for line in fh:
+                path, status = line.split()
+                if path.startswith("/wrk/"):
+                    served[path] = int(status)
+        events = [e for e in f.events(settle=0) if e.get("server_port") == port]
+        captured = [e["endpoint"] for e in events]
+        summary = (f"served {len(served)}, captured {len(captured)}, kernel lost {kernel_lost}, "
+                   f"tracker lost {tracker_lost}, unanswered {unanswered}, "
+                   f"ring full {ring_full}")
+        print("tiny ring buffer: " + summary, file=sys.stderr)
+        self.assertGreater(len(served), 1000, "wrk made too few requests: " + summary)
+        self.assertGreater(ring_full, 0, "the ring never overflowed: " + summary)
+        self.assertEqual(len(captured), len(set(captured)), "a request captured twice")
+        self.assertLessEqual(set(captured), set(served), "captured a request nginx never served")
+        for e in events:
+            self.assertEqual(e["status_code"], served[e["endpoint"]],
+                             f"{e['endpoint']} paired with another request's answer")
+        self.assertEqual(len(captured) + kernel_lost + tracker_lost + unanswered, len(served),
+                         summary)
 
 
 def main():

@@ -242,5 +242,84 @@ TEST(HttpConnection, InterimResponsesAreSkipped) {
   EXPECT_EQ(out[0].response.status, 200);
 }
 
+// Records lost by the sensor (ring buffer full) are signalled on the next record of that direction.
+constexpr std::string_view kOk = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+
+TEST(HttpConnection, LostRequestRecordLeavesItsAnswerOrphanedAndPairsTheNextOnes) {
+  HttpConnection conn(1, {});
+  std::vector<Transaction> out;
+  conn.OnData(true, "GET /1 HTTP/1.1\r\n\r\n", 0, 1, out);
+  conn.OnData(false, kOk, 0, 2, out);
+  // GET /2 was lost; its answer arrives.
+  conn.OnData(false, "HTTP/1.1 404 NF\r\nContent-Length: 0\r\n\r\n", 0, 4, out);
+  conn.OnData(true, "GET /3 HTTP/1.1\r\n\r\n", 0, 5, out, /*after_loss=*/true);
+  conn.OnData(false, kOk, 0, 6, out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].request.target, "/1");
+  EXPECT_EQ(out[1].request.target, "/3");
+  EXPECT_EQ(out[1].response.status, 200);
+  EXPECT_EQ(conn.stats().orphan_responses, 1u);
+  EXPECT_EQ(conn.stats().lost_requests, 0u);  // the kernel counted GET /2
+}
+
+TEST(HttpConnection, LostResponseDropsItsRequestAndPairsTheNewestWithTheNextAnswer) {
+  HttpConnection conn(1, {});
+  std::vector<Transaction> out;
+  conn.OnData(true, "GET /1 HTTP/1.1\r\n\r\n", 0, 1, out);
+  // The answer to /1 was lost.
+  conn.OnData(true, "GET /2 HTTP/1.1\r\n\r\n", 0, 3, out);
+  conn.OnData(false, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", 0, 4, out, true);
+  conn.OnData(true, "GET /3 HTTP/1.1\r\n\r\n", 0, 5, out);
+  conn.OnData(false, kOk, 0, 6, out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].request.target, "/2");
+  EXPECT_EQ(out[0].response.status, 201);
+  EXPECT_EQ(out[1].request.target, "/3");
+  EXPECT_EQ(conn.stats().lost_requests, 1u);
+}
+
+TEST(HttpConnection, ResponsesAndRequestsLostTogetherPairNothingAcrossTheLoss) {
+  HttpConnection conn(1, {});
+  std::vector<Transaction> out;
+  conn.OnData(true, "GET /2 HTTP/1.1\r\n\r\n", 0, 1, out);
+  // The answer to /2 and the request /3 were lost; /3's answer arrives.
+  conn.OnData(false, "HTTP/1.1 404 NF\r\nContent-Length: 0\r\n\r\n", 0, 4, out,
+              /*after_loss=*/true, /*peer_lost=*/true);
+  conn.OnData(true, "GET /4 HTTP/1.1\r\n\r\n", 0, 5, out, true);
+  conn.OnData(false, kOk, 0, 6, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].request.target, "/4");
+  EXPECT_EQ(conn.stats().lost_requests, 1u);
+  EXPECT_EQ(conn.stats().orphan_responses, 1u);
+}
+
+TEST(HttpConnection, LossInsideAResponseBodyDropsItsRequestAndResynchronises) {
+  HttpConnection conn(1, {});
+  std::vector<Transaction> out;
+  conn.OnData(true, "GET /big HTTP/1.1\r\n\r\n", 0, 1, out);
+  conn.OnData(false, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789", 0, 2, out);
+  // Part of the body was lost; the record after the loss is the rest of that body.
+  conn.OnData(false, "tail of the body", 0, 3, out, true);
+  conn.OnData(true, "GET /next HTTP/1.1\r\n\r\n", 0, 4, out);
+  conn.OnData(false, kOk, 0, 5, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].request.target, "/next");
+  EXPECT_EQ(conn.stats().lost_requests, 1u);
+}
+
+TEST(HttpConnection, LossInsideARequestBodyCountsThatRequestOnce) {
+  HttpConnection conn(1, {});
+  std::vector<Transaction> out;
+  conn.OnData(true, "POST /up HTTP/1.1\r\nContent-Length: 50\r\n\r\nabc", 0, 1, out);
+  // The rest of the body was lost; the server answers it, then the next request comes.
+  conn.OnData(false, kOk, 0, 2, out);
+  conn.OnData(true, "GET /after HTTP/1.1\r\n\r\n", 0, 3, out, true);
+  conn.OnData(false, kOk, 0, 4, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].request.target, "/after");
+  EXPECT_EQ(conn.stats().lost_requests, 1u);
+  EXPECT_EQ(conn.stats().orphan_responses, 1u);
+}
+
 }  // namespace
 }  // namespace boing::agent

@@ -52,6 +52,10 @@ class HttpStream {
   bool Close(CapturedMessage& out);
   // No more HTTP on this stream (after 101 Switching Protocols): drop everything from now on.
   void Stop();
+  // Bytes of unknown length were lost here (the sensor's ring buffer was full): drops what is
+  // buffered and the message in progress, and resynchronises on the next message start. True
+  // when a message had begun (its head, or part of it, was buffered).
+  bool Lost();
 
   uint64_t parse_errors() const { return parse_errors_; }
 
@@ -97,6 +101,7 @@ struct ConnectionStats {
   uint64_t parse_errors = 0;
   uint64_t orphan_responses = 0;     // a response with no request to answer
   uint64_t unanswered_requests = 0;  // requests still pending at close, or over the limit
+  uint64_t lost_requests = 0;        // requests dropped because the sensor lost records around them
 };
 
 class HttpConnection {
@@ -105,8 +110,11 @@ class HttpConnection {
   HttpConnection(int role_hint, const StreamLimits& limits);
 
   // `ingress` is true for bytes the process read. `gap` uncopied bytes follow `bytes`.
+  // Records the sensor lost (ring buffer full), see OnLoss: `after_loss`, records of this
+  // direction were lost just before `bytes`; `peer_lost`, the other direction's latest records
+  // were lost and nothing of it arrived since.
   void OnData(bool ingress, std::string_view bytes, uint64_t gap, uint64_t ts_ns,
-              std::vector<Transaction>& out);
+              std::vector<Transaction>& out, bool after_loss = false, bool peer_lost = false);
   void OnClose(std::vector<Transaction>& out);
 
   // True when requests travel in the ingress direction (the process is the server).
@@ -114,6 +122,7 @@ class HttpConnection {
   const ConnectionStats& stats() const { return stats_; }
 
  private:
+  void OnLoss(HttpStream& s, std::string_view next_bytes, bool peer_lost);
   void Pump(std::vector<Transaction>& out);
   void Pair(CapturedMessage& response, std::vector<Transaction>& out);
 

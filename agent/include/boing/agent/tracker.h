@@ -54,6 +54,7 @@ struct TrackerStats {
   uint64_t parse_errors = 0;
   uint64_t orphan_responses = 0;
   uint64_t unanswered_requests = 0;
+  uint64_t lost_requests = 0;  // dropped around records the sensor lost (ring buffer full)
 };
 
 class Tracker {
