@@ -10,6 +10,7 @@ Under CI=true a kernel or permission refusal is a failure, never a skip.
 """
 import argparse
 import gzip
+import http.client
 import json
 import os
 import re
@@ -521,37 +522,85 @@ class AgentToServerTest(unittest.TestCase):
             time.sleep(0.2)
         self.fail(f"{name} did not reach {value} (last {self.metric(name)})")
 
+    def all_logs(self, prefix):
+        out, cursor = [], None
+        while True:
+            q = f"/api/logs?endpoint={prefix}*&limit=1000" + (f"&cursor={cursor}" if cursor else "")
+            r = self.server.get(q, self.admin)
+            self.assertEqual(r.status, 200)
+            body = r.json()
+            out += body["logs"]
+            cursor = body.get("next_cursor")
+            if not cursor or not body["logs"]:
+                return out
+
     def test_outage_with_the_agent_sigkilled_loses_nothing(self):
-        """The server stops; requests keep coming and are spooled; the agent is SIGKILLed during
-        the outage; server and agent restart: every request arrives once, seq in request order."""
+        """Under steady load the server stops for 30 s; requests keep coming and are spooled; the
+        agent is SIGKILLed during the outage; server and agent restart and the load goes on:
+        every request arrives once, seq in request order."""
         self.wait_metric("boing_agent_spool_pending_events", 0)
-        self.server.stop()
-        before = [f"/outage/before/{i}" for i in range(15)]
-        for p in before:
-            curl(f"http://127.0.0.1:{self.port}{p}")
-        self.wait_metric("boing_agent_spool_pending_events", 15)
-        time.sleep(2)  # a while down, the uplink backing off
-        self.f.agent.kill()
-        self.f.agent.wait()
-        type(self).server = self.harness.Server(data_dir=self.server.data_dir,
-                                                listen=f"127.0.0.1:{self.server_port}").start()
-        type(self).admin = self.server.admin_token()
-        self.f.start_agent(mode=self.agent_mode)
-        self.assertIn("15 events waiting", self.f.agent_stderr())
-        after = [f"/outage/after/{i}" for i in range(5)]
-        for p in after:
-            curl(f"http://127.0.0.1:{self.port}{p}")
-        deadline = time.time() + 30
+        sent, paused, stop = [], threading.Event(), threading.Event()
+        idle = threading.Event()
+
+        def load():
+            n = 0
+            while not stop.is_set():
+                if paused.is_set():
+                    idle.set()
+                    time.sleep(0.01)
+                    continue
+                idle.clear()
+                path = f"/outage/{n}"
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                conn.request("GET", path)
+                conn.getresponse().read()
+                conn.close()
+                sent.append(path)
+                n += 1
+                time.sleep(0.005)
+
+        loader = threading.Thread(target=load)
+        loader.start()
+        try:
+            time.sleep(2)
+            self.server.stop()
+            stopped_at, sent_at_stop = time.time(), len(sent)
+            time.sleep(30)  # the outage, with requests flowing and being spooled
+            paused.set()
+            self.assertTrue(idle.wait(10))
+            during = len(sent) - sent_at_stop
+            self.f.agent.kill()  # SIGKILL, with the spool holding the outage's events
+            self.f.agent.wait()
+            outage_s = time.time() - stopped_at
+            type(self).server = self.harness.Server(data_dir=self.server.data_dir,
+                                                    listen=f"127.0.0.1:{self.server_port}").start()
+            type(self).admin = self.server.admin_token()
+            self.f.start_agent(mode=self.agent_mode)
+            m = re.search(r"(\d+) events waiting", self.f.agent_stderr())
+            self.assertIsNotNone(m, self.f.agent_stderr())
+            self.assertGreater(int(m.group(1)), 0)
+            paused.clear()
+            time.sleep(3)
+        finally:
+            stop.set()
+            paused.clear()
+            loader.join()
+        self.assertGreaterEqual(outage_s, 30)
+        self.assertGreater(during, 1000, "too little load during the outage")
+        deadline = time.time() + 60
         logs = []
-        while time.time() < deadline and len(logs) < 20:
-            time.sleep(0.5)
-            logs = self.logs("/outage/")
+        while time.time() < deadline and len(logs) < len(sent):
+            time.sleep(1)
+            logs = self.all_logs("/outage/")
         time.sleep(1)  # a resent copy would show up now
-        logs = self.logs("/outage/")
+        logs = self.all_logs("/outage/")
         got = [e["endpoint"] for e in sorted(logs, key=lambda e: e["seq"])]
-        self.assertEqual(got, before + after, "each request once, seq in request order")
+        print(f"outage: {len(sent)} requests, {during} during a {outage_s:.0f} s outage, "
+              f"{len(logs)} stored", file=sys.stderr)
+        self.assertEqual(len(got), len(sent))
+        self.assertEqual(got, sent, "each request once, seq in request order")
         seqs = sorted(e["seq"] for e in logs)
-        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + 20)), "no gap in seq")
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(sent))), "no gap in seq")
 
     def test_captured_requests_reach_the_server_once_with_rates_in_the_heartbeat(self):
         n = 10
