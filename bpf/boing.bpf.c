@@ -41,6 +41,11 @@ const volatile __u32 cfg_cgroup_levels = 0;
 const volatile __u32 cfg_port_mode = BOING_SCOPE_ALL;
 const volatile __u8 cfg_follow_children = 1;
 const volatile __u8 cfg_rate_counters = 1;
+// Ring-buffer wakeups: 0 wakes the agent for every record it is waiting on (the kernel's
+// adaptive default); N > 0 wakes it only once N bytes are waiting, the agent polling on a short
+// timer meanwhile. A wakeup is an irq_work plus a cross-CPU task wakeup, several microseconds
+// charged to the traced application per record: at N > 0 it is paid once per batch.
+const volatile __u32 cfg_wakeup_bytes = 0;
 
 // ---- maps ----
 struct {
@@ -305,6 +310,12 @@ static __always_inline void fill_header(struct boing_event_header* h, __u32 type
   bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
+static __always_inline __u64 wakeup_flags(void) {
+  if (!cfg_wakeup_bytes) return 0;
+  return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+                                                                           : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline bool emit_conn(__u32 type, __u32 tgid, __s32 fd, struct conn_state* c) {
   struct boing_conn_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) {
@@ -318,7 +329,7 @@ static __always_inline bool emit_conn(__u32 type, __u32 tgid, __s32 fd, struct c
   e->remote_port = c->remote_port;
   __builtin_memcpy(e->local_addr, c->local_addr, 16);
   __builtin_memcpy(e->remote_addr, c->remote_addr, 16);
-  bpf_ringbuf_submit(e, 0);
+  bpf_ringbuf_submit(e, wakeup_flags());
   count(BOING_CTR_EVENTS, 1);
   return true;
 }
@@ -330,7 +341,8 @@ static __always_inline void emit_proc(__u32 type, __u32 tgid) {
     return;
   }
   fill_header(&e->hdr, type, tgid, -1, 0, bpf_ktime_get_ns());
-  bpf_ringbuf_submit(e, 0);
+  // Prompt even when data records wait: the agent attaches TLS probes on these.
+  bpf_ringbuf_submit(e, cfg_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : 0);
   count(BOING_CTR_EVENTS, 1);
 }
 
@@ -498,7 +510,7 @@ static __always_inline void emit_data(__u32 tgid, __s32 fd, struct conn_state* c
 
   if (dir == BOING_DIR_INGRESS && captured) count_request(c, s->data, (__u32)captured);
 
-  if (open_lost || bpf_ringbuf_output(&events, s, sizeof(s->ev) + captured, 0)) {
+  if (open_lost || bpf_ringbuf_output(&events, s, sizeof(s->ev) + captured, wakeup_flags())) {
     if (!open_lost) count(BOING_CTR_DROP_RINGBUF_FULL, 1);
     c->lost |= dir_bit;
     // Counted so that user space can account for every request: those it never saw.

@@ -457,7 +457,7 @@ int RunAgent(const AgentOptions& options) {
       if (eof && !options.replay_follow) replay_done = true;
       if (eof && !replay_done) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     } else {
-      int n = sensor->Poll(100);
+      int n = sensor->Poll(options.sensor.batch_wakeups ? kPollBatchMs : 100);
       if (n < 0 && n != -EINTR) {
         LogErr("ring buffer poll failed: " + std::string(std::strerror(-n)));
         break;

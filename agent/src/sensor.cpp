@@ -121,6 +121,7 @@ std::unique_ptr<Sensor> Sensor::Start(const SensorOptions& o, RecordHandler hand
   if (!o.cgroup_ids.empty() && o.cgroup_levels == 0)
     return fail("cgroup scope without hierarchy levels (resolve cgroups with CgroupIdOf)");
   ro->cfg_cgroup_levels = o.cgroup_levels;
+  ro->cfg_wakeup_bytes = o.batch_wakeups ? std::max<uint32_t>(o.ringbuf_bytes / 8, 1) : 0;
   ro->cfg_port_mode = o.ports.empty()
                           ? BOING_SCOPE_ALL
                           : (o.exclude_ports ? BOING_SCOPE_EXCLUDE : BOING_SCOPE_INCLUDE);
@@ -169,7 +170,12 @@ std::unique_ptr<Sensor> Sensor::Start(const SensorOptions& o, RecordHandler hand
 
 Sensor::~Sensor() = default;
 
-int Sensor::Poll(int timeout_ms) { return ring_buffer__poll(impl_->ring, timeout_ms); }
+int Sensor::Poll(int timeout_ms) {
+  int n = ring_buffer__poll(impl_->ring, timeout_ms);
+  // With batched wakeups records wait without a wakeup: take them when the timer fires.
+  if (n == 0) n = ring_buffer__consume(impl_->ring);
+  return n;
+}
 
 std::vector<uint64_t> Sensor::Counters() const {
   std::vector<uint64_t> out(BOING_CTR_MAX, 0);

@@ -31,7 +31,13 @@ struct SensorOptions {
   bool exclude_ports = false;
   bool follow_children = true;  // children of included PIDs are included
   bool rate_counters = true;
+  // Wake the agent once ringbuf_bytes / 8 are waiting (it polls every kPollBatchMs meanwhile)
+  // instead of for every record: the wakeup is charged to the traced application.
+  bool batch_wakeups = true;
 };
+
+// Poll interval of the agent's capture loop when wakeups are batched (the latest a record waits).
+inline constexpr int kPollBatchMs = 10;
 
 struct RateSample {
   std::string client_ip;
