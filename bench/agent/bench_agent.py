@@ -176,6 +176,24 @@ def main():
                 break
             time.sleep(1)
         m = metrics(metrics_port)
+        # The same sensor with its events written to /dev/null: capture, parsing and serialising
+        # without the uplink and without boing-server (which shares the load core) — the cost of
+        # the sensor itself on this 2-core machine. The uplinking agent is stopped first (its
+        # probes would run too).
+        agent.terminate()
+        agent.wait(30)
+        sensor_cmd = ["taskset", "-c", LOAD_CPU, os.path.join(work, "boing-agent"), "--stdout",
+                      "--cgroup", cgroup]
+        commands.append("sensor only: " + " ".join(sensor_cmd) + " > /dev/null")
+        sensor_err = open(os.path.join(work, "sensor.err"), "w")
+        agent = subprocess.Popen(sensor_cmd, stdout=subprocess.DEVNULL, stderr=sensor_err)
+        deadline = time.time() + 60
+        while "capturing" not in open(sensor_err.name).read():
+            if agent.poll() is not None or time.time() > deadline:
+                raise SystemExit("sensor did not start:\n" + open(sensor_err.name).read())
+            time.sleep(0.2)
+        run("sensor-http", "http")
+        run("sensor-https", "https")
         procs[0].terminate()  # nginx flushes its access log buffer on exit
         procs[0].wait(30)
         served = {}
@@ -236,6 +254,14 @@ def main():
                            f"{w['agent_cpu_s'] / a.seconds / (w['rps'] / 1e4):.2f} cores per 10,000 "
                            f"req/s; boing-server {w['server_cpu_s'] / a.seconds:.0%} of core "
                            f"{LOAD_CPU}")
+        for scheme in ("http", "https"):
+            b, w = results[f"base-{scheme}"], results[f"sensor-{scheme}"]
+            nb = b["nginx_cpu_s"] / b["requests"] * 1e6
+            nw = w["nginx_cpu_s"] / w["requests"] * 1e6
+            aw = w["agent_cpu_s"] / w["requests"] * 1e6
+            P(f"| {scheme} with the sensor only (events to /dev/null) | {w['rps']:,.0f} | "
+              f"**{w['rps'] / b['rps']:.1%}** | — | {w['p99_ms']:.2f} ms | {nw:.1f} "
+              f"(+{nw - nb:.1f}) | {aw:.1f} | — | — | — |")
         P("")
         lines += verdict
         P(f"agent RSS: {rss0 / 1024:.1f} MiB before load, {rss_end / 1024:.1f} MiB after, "
