@@ -20,7 +20,7 @@ BUILD_DIR = os.environ.get("BOING_BUILD_DIR", "")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CI = bool(os.environ.get("CI"))
 PACKAGES = ("boing-server", "boing-agent")
-AGENT_CAPS = "-all,+bpf,+perfmon,+sys_resource,+sys_ptrace,+dac_read_search"
+AGENT_CAPS = "-all,+bpf,+perfmon,+sys_admin,+dac_read_search,+sys_resource"
 
 
 def run(cmd, check=True, **kw):
@@ -124,6 +124,50 @@ class DebPackages(unittest.TestCase):
                      "./etc/boing/agent.yaml", "./usr/share/doc/boing-agent/copyright"):
             self.assertIn(path, contents)
 
+    def check_tls_discovery_capabilities(self, cfg):
+        nobody = pwd.getpwnam("nobody")
+        private = tempfile.mkdtemp(prefix="boing-private-", dir="/tmp")
+        proc = None
+        try:
+            shutil.copy("/usr/lib/x86_64-linux-gnu/libssl.so.3", private)
+            os.chown(private, nobody.pw_uid, nobody.pw_gid)
+            os.chmod(private, 0o700)
+            lib = os.path.join(private, "libssl.so.3")
+            proc = subprocess.Popen(
+                ["setpriv", "--reuid", str(nobody.pw_uid), "--regid", str(nobody.pw_gid),
+                 "--clear-groups", "/usr/bin/python3", "-c",
+                 "import ssl, sys, time; print('ready', flush=True); time.sleep(120)"],
+                env={"LD_LIBRARY_PATH": private, "PATH": "/usr/bin:/bin"},
+                stdout=subprocess.PIPE, text=True)
+            self.assertEqual(proc.stdout.readline().strip(), "ready")
+            with open("/proc/%d/maps" % proc.pid) as f:
+                self.assertIn(lib, f.read(), "python loaded the private libssl")
+
+            def found(caps):
+                r = run(["setpriv", "--bounding-set", caps, "--inh-caps=-all", "--no-new-privs",
+                         "/usr/sbin/boing-agent", "--check", "--config", cfg,
+                         "--pid", str(proc.pid)], check=False, timeout=120)
+                line = [x for x in r.stdout.split("\n") if lib in x]
+                return line[0] if line else None
+
+            line = found(AGENT_CAPS)
+            self.assertIsNotNone(line, "the unit's capabilities find the private libssl")
+            self.assertRegex(line, r"uprobes attach: \d+ functions")
+            # Kernels with the 2025 uprobe fix refuse uprobe creation without CAP_SYS_ADMIN;
+            # older ones accept CAP_PERFMON. Either way, reported (the unit grants it).
+            print("without CAP_SYS_ADMIN: %s" % found(AGENT_CAPS.replace(",+sys_admin", "")))
+            self.assertIsNone(found(AGENT_CAPS.replace(",+perfmon,+sys_admin", "")),
+                              "without CAP_PERFMON (or CAP_SYS_ADMIN) the maps of nobody's "
+                              "process are closed")
+            self.assertIsNone(found(AGENT_CAPS.replace(",+dac_read_search", "")),
+                              "without CAP_DAC_READ_SEARCH the 0700 directory is closed")
+            # CAP_SYS_PTRACE is not in AGENT_CAPS: the first check found the library without it.
+        finally:
+            if proc:
+                proc.kill()
+                proc.wait()
+            shutil.rmtree(private, ignore_errors=True)
+
     def test_2_install_check_verify_remove_purge(self):
         for p in PACKAGES:
             run(["dpkg", "-i", self.debs[p]])
@@ -194,12 +238,18 @@ class DebPackages(unittest.TestCase):
         self.assertRegex(r.stdout, r"enrolment\s+yes")
         self.assertRegex(r.stdout, r"load \+ attach sensor\s+yes", r.stdout + r.stderr)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        # ... and the capabilities are needed: without CAP_PERFMON nothing attaches.
-        r = run(["setpriv", "--bounding-set", AGENT_CAPS.replace(",+perfmon", ""),
+        # ... and the capabilities are needed: without CAP_PERFMON and CAP_SYS_ADMIN (which
+        # implies it) nothing attaches.
+        r = run(["setpriv", "--bounding-set", AGENT_CAPS.replace(",+perfmon,+sys_admin", ""),
                  "--inh-caps=-all", "--no-new-privs", "/usr/sbin/boing-agent", "--check",
                  "--config", cfg], check=False, timeout=120)
         self.assertRegex(r.stdout, r"load \+ attach sensor\s+NO")
         self.assertEqual(r.returncode, 1)
+        # TLS discovery reads /proc/PID/maps and /proc/PID/root of another user's process
+        # (CAP_PERFMON grants that ptrace read access) and a library in a directory only its
+        # owner may enter (CAP_DAC_READ_SEARCH): a process running as nobody loads libssl from
+        # its private 0700 directory.
+        self.check_tls_discovery_capabilities(cfg)
         # A broken configuration names file, line and field, and exits 2.
         with open(cfg, "w") as f:
             f.write(text.replace("  batch_size: 100\n", "  batch_size: many\n"))

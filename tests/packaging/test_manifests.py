@@ -24,7 +24,7 @@ PKG = os.path.join(ROOT, "packaging")
 CHART = os.path.join(PKG, "helm", "boing")
 AGENT_BIN = os.environ.get("BOING_AGENT_BIN", "")
 EXTERNAL_SECRETS = {"boing-server-secrets", "boing-agent-enroll"}
-AGENT_CAPS = {"BPF", "PERFMON", "SYS_RESOURCE", "SYS_PTRACE", "DAC_READ_SEARCH"}
+AGENT_CAPS = {"BPF", "PERFMON", "SYS_ADMIN", "DAC_READ_SEARCH", "SYS_RESOURCE"}
 
 
 def server_settings():
