@@ -292,6 +292,11 @@ class ComposeAndDockerfile(unittest.TestCase):
             with open(os.path.join(PKG, "systemd", unit)) as f:
                 self.assertIn("ExecStart=" + binary + " ", f.read())
         self.assertIn("USER 10001:10001", text)
+        # The build context leaves out build trees and the repository (.dockerignore).
+        with open(os.path.join(ROOT, ".dockerignore")) as f:
+            ignored = f.read().split()
+        for entry in (".git", "build*/", ".data/"):
+            self.assertIn(entry, ignored)
 
     def test_compose(self):
         with open(os.path.join(ROOT, "docker-compose.yml")) as f:
