@@ -20,6 +20,8 @@ PACKAGES=(
   mariadb-server mariadb-client sqlite3 openssl curl procps nginx-light nodejs wrk
   # Debian's Python modules for the integration tests (run with /usr/bin/python3)
   python3 python3-websocket python3-cryptography
+  # packaging: .deb with CPack (dpkg-shlibdeps, file), systemd-analyze verify, manifest parsing
+  dpkg-dev file systemd python3-yaml
 )
 
 missing=()

@@ -145,6 +145,41 @@ int RunCheck(const AgentOptions& options) {
     std::printf("%-28s %s%s%s\n", what.c_str(), good ? "yes" : "NO", detail.empty() ? "" : "  ",
                 detail.c_str());
   };
+  // The configuration first: file and flags were parsed before we got here (errors exit 2 with
+  // FILE:LINE: FIELD), so what is left is what only holds at run time.
+  std::printf("%-28s %s\n", "configuration",
+              options.config_file.empty() ? "(no --config: defaults and flags)"
+                                          : (options.config_file + " valid").c_str());
+  if (options.to_stdout) {
+    line("server", true, "not used (--stdout)");
+  } else if (options.server.empty()) {
+    line("server", false, "no server.url in the configuration and no --server");
+    ok = false;
+  } else {
+    line("server", true, options.server);
+    Credentials cred;
+    std::string cerr;
+    if (LoadCredentials(options.state_dir, cred, &cerr)) {
+      line("enrolment", true, "agent " + cred.agent_id + " (" + options.state_dir + "/agent.json)");
+    } else if (!cerr.empty()) {
+      line("enrolment", false, cerr);
+      ok = false;
+    } else if (!options.enroll_token.empty()) {
+      line("enrolment", true, "not yet; enrols with the configured token at start");
+    } else {
+      line("enrolment", false,
+           "not enrolled and no server.enroll_token / --enroll-token (an admin creates one with "
+           "POST /api/agents)");
+      ok = false;
+    }
+  }
+  if (!options.metrics_listen.empty()) {
+    std::string merr;
+    bool good = ValidMetricsListen(options.metrics_listen, &merr);
+    line("metrics listen", good, good ? options.metrics_listen : merr);
+    ok = ok && good;
+  }
+
   utsname u{};
   uname(&u);
   std::printf("%-28s %s %s\n", "kernel", u.release, u.machine);
@@ -247,7 +282,8 @@ int RunAgent(const AgentOptions& options) {
   if (!options.header_allowlist.empty()) to.header_allowlist = options.header_allowlist;
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
-  to.host_name = host;
+  to.host_name = options.host_name.empty() ? std::string(host) : options.host_name;
+  to.pods.runtime_dirs = options.runtime_dirs;
   for (const std::string& p : options.trusted_proxies) {
     Cidr c;
     if (Cidr::Parse(p, c)) to.trusted_proxies.push_back(c);

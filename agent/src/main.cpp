@@ -10,5 +10,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return error == boing::agent::AgentUsage() ? 0 : 2;
   }
+  if (options->version) {
+    std::printf("boing-agent %s\n", BOING_VERSION);
+    return 0;
+  }
   return options->check ? boing::agent::RunCheck(*options) : boing::agent::RunAgent(*options);
 }

@@ -92,13 +92,15 @@ std::string AgentMetrics::RenderPrometheus() const {
   return out;
 }
 
-std::unique_ptr<MetricsServer> MetricsServer::Start(const std::string& listen,
-                                                    const AgentMetrics* metrics,
-                                                    std::string* error) {
+namespace {
+
+// "127.0.0.1:PORT" or "[::1]:PORT" → socket address; false with *error for anything else.
+bool ParseLoopbackListen(const std::string& listen, sockaddr_storage& ss, socklen_t& len,
+                         int& family, std::string* error) {
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos) {
     *error = "metrics listen address must be HOST:PORT, got " + listen;
-    return nullptr;
+    return false;
   }
   std::string host = listen.substr(0, colon), port_text = listen.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
@@ -107,17 +109,17 @@ std::unique_ptr<MetricsServer> MetricsServer::Start(const std::string& listen,
   unsigned long port = std::strtoul(port_text.c_str(), &end, 10);
   if (port_text.empty() || *end != '\0' || port > 65535) {
     *error = "metrics listen address: bad port in " + listen;
-    return nullptr;
+    return false;
   }
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  int family = AF_INET;
+  ss = {};
+  len = 0;
+  family = AF_INET;
   in_addr a4{};
   in6_addr a6{};
   if (inet_pton(AF_INET, host.c_str(), &a4) == 1) {
     if ((ntohl(a4.s_addr) >> 24) != 127) {
       *error = "metrics listen address must be loopback (127.0.0.0/8 or ::1), got " + host;
-      return nullptr;
+      return false;
     }
     auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
     sin->sin_family = AF_INET;
@@ -127,7 +129,7 @@ std::unique_ptr<MetricsServer> MetricsServer::Start(const std::string& listen,
   } else if (inet_pton(AF_INET6, host.c_str(), &a6) == 1) {
     if (!IN6_IS_ADDR_LOOPBACK(&a6)) {
       *error = "metrics listen address must be loopback (127.0.0.0/8 or ::1), got " + host;
-      return nullptr;
+      return false;
     }
     family = AF_INET6;
     auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
@@ -137,8 +139,27 @@ std::unique_ptr<MetricsServer> MetricsServer::Start(const std::string& listen,
     len = sizeof(*sin6);
   } else {
     *error = "metrics listen address must be a loopback IP, got " + host;
-    return nullptr;
+    return false;
   }
+  return true;
+}
+
+}  // namespace
+
+bool ValidMetricsListen(const std::string& listen, std::string* error) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = 0;
+  return ParseLoopbackListen(listen, ss, len, family, error);
+}
+
+std::unique_ptr<MetricsServer> MetricsServer::Start(const std::string& listen,
+                                                    const AgentMetrics* metrics,
+                                                    std::string* error) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  if (!ParseLoopbackListen(listen, ss, len, family, error)) return nullptr;
   int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

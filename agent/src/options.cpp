@@ -40,8 +40,8 @@ class ConfigReader {
   void Root(const YAML::Node& root) {
     if (root.IsNull()) return;  // an empty file sets nothing
     Keys(root, "",
-         {"server", "state_dir", "scope", "trusted_proxies", "headers", "capture", "uplink",
-          "spool", "metrics"});
+         {"server", "state_dir", "host_name", "scope", "trusted_proxies", "headers", "capture",
+          "uplink", "spool", "metrics", "kubernetes"});
     if (auto n = root["server"]) {
       Keys(n, "server", {"url", "enroll_token", "ca_file", "timeout_ms"});
       if (auto v = n["url"]) {
@@ -55,6 +55,7 @@ class ConfigReader {
         o_.http_timeout_ms = static_cast<int>(Uint(v, "server.timeout_ms", 100, 600000));
     }
     if (auto v = root["state_dir"]) o_.state_dir = Str(v, "state_dir");
+    if (auto v = root["host_name"]) o_.host_name = Str(v, "host_name");
     if (auto n = root["scope"]) Scope(n);
     if (auto v = root["trusted_proxies"]) {
       o_.trusted_proxies.clear();
@@ -142,6 +143,17 @@ class ConfigReader {
       Keys(n, "metrics", {"listen"});
       if (auto v = n["listen"]) o_.metrics_listen = Str(v, "metrics.listen");
     }
+    if (auto n = root["kubernetes"]) {
+      Keys(n, "kubernetes", {"runtime_dirs"});
+      if (auto v = n["runtime_dirs"]) {
+        o_.runtime_dirs.clear();
+        for (const auto& [item, line] : List(v, "kubernetes.runtime_dirs")) {
+          if (item.empty() || item[0] != '/')
+            throw ConfigError{line, "kubernetes.runtime_dirs", "not an absolute path: " + item};
+          o_.runtime_dirs.push_back(item);
+        }
+      }
+    }
   }
 
  private:
@@ -154,8 +166,12 @@ class ConfigReader {
                    std::initializer_list<const char*> allowed) {
     if (n.IsNull() && !path.empty()) return;  // a section whose fields are all commented out
     if (!n.IsMap()) Fail(n, path.empty() ? "(top level)" : path, "must be a mapping");
+    std::set<std::string> seen;
     for (const auto& kv : n) {
       std::string k = kv.first.Scalar();
+      // yaml-cpp keeps one of two equal keys silently; a second "uplink:" section would be
+      // ignored, so it is an error here.
+      if (!seen.insert(k).second) Fail(kv.first, path.empty() ? k : path + "." + k, "given twice");
       bool ok = false;
       for (const char* a : allowed) ok = ok || k == a;
       if (!ok) {
@@ -330,6 +346,7 @@ std::string AgentUsage() {
   --enroll-token TOKEN  enrolment token from POST /api/agents (used once: the credentials are
                         kept in the state directory and reused on restart)
   --state-dir DIR       credentials and spool (default /var/lib/boing-agent)
+  --host-name NAME      host_name in events (default: the system's host name)
   --ca-file FILE        CA bundle for an https server with a private CA
   --spool-dir DIR       on-disk spool (default STATE_DIR/spool)
   --spool-max-bytes N   spool size bound, e.g. 256MiB (oldest segment dropped and counted)
@@ -340,8 +357,10 @@ std::string AgentUsage() {
   --metrics-listen A:P  Prometheus self-metrics on a loopback address, e.g. 127.0.0.1:9464
   --header NAME         request header copied into events (repeatable; replaces the default list)
   --stdout              write one JSON event per line to stdout (no uplink)
-  --check               print what the kernel offers (BTF, tracepoints, uprobes, ring buffer)
+  --check               validate the configuration (file, flags, server and enrolment state),
+                        print what the kernel offers (BTF, tracepoints, uprobes, ring buffer)
                         and the TLS libraries found, then exit (0 when capture can start)
+  --version             print the version and exit
   --pid N               capture only process N and its children (repeatable)
   --exclude-pid N       capture everything except process N (repeatable)
   --cgroup PATH         capture only processes in this cgroup v2 directory or its descendants
@@ -433,6 +452,8 @@ std::optional<AgentOptions> ParseAgentOptions(int argc, char** argv, std::string
       o.to_stdout = true;
     } else if (a == "--check") {
       o.check = true;
+    } else if (a == "--version") {
+      o.version = true;
     } else if (a == "--no-tls") {
       o.tls = false;
     } else if (a == "--no-rate-counters") {
@@ -447,6 +468,8 @@ std::optional<AgentOptions> ParseAgentOptions(int argc, char** argv, std::string
       }
     } else if (a == "--enroll-token") {
       if (!value(&o.enroll_token)) return std::nullopt;
+    } else if (a == "--host-name") {
+      if (!value(&o.host_name)) return std::nullopt;
     } else if (a == "--state-dir") {
       if (!value(&o.state_dir)) return std::nullopt;
     } else if (a == "--ca-file") {
@@ -583,6 +606,7 @@ std::optional<AgentOptions> ParseAgentOptions(int argc, char** argv, std::string
     }
   }
   if (o.spool.dir.empty()) o.spool.dir = o.state_dir + "/spool";
+  if (o.version) return o;
   if (!o.check && !o.to_stdout && o.server.empty()) {
     *error =
         "no server: set server.url in the configuration or pass --server URL (or use --stdout)";

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 
 #include "boing_abi.h"
 
@@ -178,7 +179,7 @@ size_t Tracker::ConnKeyHash::operator()(const ConnKey& k) const {
 }
 
 Tracker::Tracker(TrackerOptions options, EventSink sink)
-    : options_(std::move(options)), sink_(std::move(sink)) {
+    : options_(std::move(options)), sink_(std::move(sink)), pods_(options_.pods) {
   realtime_offset_ns_ = NowNs(CLOCK_REALTIME) - NowNs(CLOCK_MONOTONIC);
 }
 
@@ -262,12 +263,12 @@ bool Tracker::OnRecord(std::span<const uint8_t> record) {
         conns_.erase(it);
         ++stats_.connections_closed;
       }
-      container_ids_.erase(h.conn.tgid);
+      places_.erase(h.conn.tgid);
       return true;
     }
     case BOING_EV_PROC_EXEC:
     case BOING_EV_PROC_MMAP:
-      if (h.type == BOING_EV_PROC_EXEC) container_ids_.erase(h.conn.tgid);
+      if (h.type == BOING_EV_PROC_EXEC) places_.erase(h.conn.tgid);
       if (process_sink_) process_sink_(h.type, h.conn.tgid);
       return true;
     default:
@@ -346,36 +347,30 @@ void Tracker::Emit(Conn& c, std::vector<Transaction>& txs) {
     e.pid = c.key.tgid;
     e.comm = c.comm;
     e.cgroup_id = c.cgroup_id;
-    e.container_id = ContainerIdOf(c.key.tgid);
+    const Place& place = PlaceOf(c.key.tgid);
+    e.container_id = place.container_id;
+    e.pod = place.pod;
+    e.k8s_namespace = place.k8s_namespace;
     ++stats_.events;
     sink_(std::move(e));
   }
 }
 
-std::string Tracker::ContainerIdOf(uint32_t tgid) {
-  auto it = container_ids_.find(tgid);
-  if (it != container_ids_.end()) return it->second;
-  if (container_ids_.size() > 4096) container_ids_.clear();
-  std::string id;
-  std::ifstream f("/proc/" + std::to_string(tgid) + "/cgroup");
-  std::string line;
-  while (id.empty() && std::getline(f, line)) {
-    // Docker, containerd and CRI-O put a 64-hex container id in the cgroup path.
-    size_t run = 0;
-    for (size_t i = 0; i < line.size(); ++i) {
-      if (std::isxdigit(static_cast<unsigned char>(line[i]))) {
-        if (++run == 64 &&
-            (i + 1 == line.size() || !std::isxdigit(static_cast<unsigned char>(line[i + 1])))) {
-          id = line.substr(i + 1 - 64, 64);
-          break;
-        }
-      } else {
-        run = 0;
-      }
-    }
+const Tracker::Place& Tracker::PlaceOf(uint32_t tgid) {
+  auto it = places_.find(tgid);
+  if (it != places_.end()) return it->second;
+  if (places_.size() > 4096) places_.clear();
+  std::ifstream f(options_.proc_root + "/" + std::to_string(tgid) + "/cgroup");
+  std::string contents((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  CgroupContainer c = ParseProcCgroup(contents);
+  Place p;
+  p.container_id = c.container_id;
+  if (!c.pod_uid.empty() || !c.container_id.empty()) {
+    PodInfo pod = pods_.Resolve(c);
+    p.pod = pod.name.empty() ? pod.uid : pod.name;
+    p.k8s_namespace = pod.k8s_namespace;
   }
-  container_ids_[tgid] = id;
-  return id;
+  return places_[tgid] = std::move(p);
 }
 
 void Tracker::Sweep(uint64_t now_mono_ns, uint64_t idle_ns) {

@@ -31,6 +31,7 @@ options:
   --threads N          I/O threads (default 2)
   --production         production mode (same as BOING_ENV=production)
   --version            print the version and exit
+  --check              the same as the check command
   --values             (analyze) read one raw value per line instead of events
   --format F           (analyze) ndjson (default) or combined (nginx/Apache access log)
 
@@ -113,6 +114,8 @@ int main(int argc, char** argv) {
     if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
+    } else if (a == "--check" && command == "serve") {
+      command = "check";  // the same as the `check` command, for tools that expect a flag
     } else if (a == "--version") {
       std::printf("boing-server %s\n", BOING_VERSION);
       return 0;

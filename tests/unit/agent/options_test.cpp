@@ -125,6 +125,10 @@ TEST_F(OptionsTest, ErrorsNameFileLineAndField) {
                 ":4: uplink.batch_sise: unknown field (expected one of: batch_size, batch_bytes, "
                 "batch_interval_ms, max_in_flight, heartbeat_interval_s, backoff_initial_ms, "
                 "backoff_max_ms)");
+  EXPECT_EQ(ErrorOf("uplink:\n  batch_size: 5\nspool:\n  fsync: never\nuplink:\n  batch_size: 7\n"),
+            path_ + ":5: uplink: given twice");
+  EXPECT_EQ(ErrorOf("uplink:\n  batch_size: 5\n  batch_size: 7\n"),
+            path_ + ":3: uplink.batch_size: given twice");
   EXPECT_EQ(ErrorOf("spool:\n  fsync: sometimes\n"),
             path_ + ":2: spool.fsync: must be batch, always or never, got sometimes");
   EXPECT_EQ(ErrorOf("trusted_proxies:\n  - 10.0.0.0/8\n  - not-an-ip\n"),

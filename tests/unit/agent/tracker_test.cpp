@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <vector>
 
 #include "boing_abi.h"
@@ -108,6 +110,60 @@ TEST(Tracker, AddressesPrintMappedIpv6AsIpv4) {
   uint8_t b[16] = {};
   b[15] = 1;
   EXPECT_EQ(AddressToString(10, b), "::1");
+}
+
+// A process in a Kubernetes pod (kubelet systemd-driver cgroup, containerd bundle on the node):
+// its events carry the container id, the pod's name and its namespace; a process the runtime does
+// not describe gets the pod UID from its cgroup path instead of a name.
+TEST(Tracker, EventsAreTaggedWithContainerPodAndNamespace) {
+  char tmpl[] = "/tmp/boing-tracker-k8s.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string root = tmpl;
+  const std::string id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  const std::string uid = "6f1c2a3b-4d5e-4f60-8a9b-0c1d2e3f4a5b";
+  std::string uid_ = uid;
+  for (char& c : uid_) c = c == '-' ? '_' : c;
+  std::filesystem::create_directories(root + "/proc/42");
+  std::ofstream(root + "/proc/42/cgroup")
+      << "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" << uid_
+      << ".slice/cri-containerd-" << id << ".scope\n";
+  std::filesystem::create_directories(root + "/k8s.io/" + id);
+  std::ofstream(root + "/k8s.io/" + id + "/config.json")
+      << R"({"annotations":{"io.kubernetes.cri.sandbox-name":"shop-5f7d9-abcde",)"
+      << R"("io.kubernetes.cri.sandbox-namespace":"payments","io.kubernetes.cri.sandbox-uid":")"
+      << uid << "\"}}";
+
+  auto run = [&](const std::vector<std::string>& runtime_dirs) {
+    std::vector<Event> events;
+    TrackerOptions o;
+    o.proc_root = root + "/proc";
+    o.pods.runtime_dirs = runtime_dirs;
+    Tracker t(o, [&](Event&& e) { events.push_back(std::move(e)); });
+    EXPECT_TRUE(t.OnRecord(OpenRecord()));
+    EXPECT_TRUE(t.OnRecord(DataRecord(BOING_DIR_INGRESS, "GET / HTTP/1.1\r\n\r\n", 1'000'000)));
+    EXPECT_TRUE(t.OnRecord(
+        DataRecord(BOING_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 2'000'000)));
+    EXPECT_EQ(events.size(), 1u);
+    return events.empty() ? Event{} : events[0];
+  };
+  Event named = run({root + "/k8s.io"});
+  EXPECT_EQ(named.container_id, id);
+  EXPECT_EQ(named.pod, "shop-5f7d9-abcde");
+  EXPECT_EQ(named.k8s_namespace, "payments");
+  std::string json = EventToJson(named);
+  EXPECT_NE(json.find("\"namespace\":\"payments\""), std::string::npos) << json;
+
+  Event unnamed = run({root + "/no-runtime-state"});
+  EXPECT_EQ(unnamed.container_id, id);
+  EXPECT_EQ(unnamed.pod, uid);
+  EXPECT_EQ(unnamed.k8s_namespace, "");
+
+  std::ofstream(root + "/proc/42/cgroup", std::ios::trunc) << "0::/system.slice/nginx.service\n";
+  Event host = run({root + "/k8s.io"});
+  EXPECT_EQ(host.container_id, "");
+  EXPECT_EQ(host.pod, "");
+  EXPECT_EQ(host.k8s_namespace, "");
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace

@@ -44,6 +44,10 @@ struct AgentMetrics {
   uint64_t spool_bytes_ = 0, spool_pending_ = 0, spool_dropped_ = 0;
 };
 
+// True when `listen` is an address MetricsServer::Start accepts (loopback HOST:PORT); does not
+// bind it.
+bool ValidMetricsListen(const std::string& listen, std::string* error);
+
 class MetricsServer {
  public:
   // `listen` is "127.0.0.1:PORT" or "[::1]:PORT" (port 0 picks one). Fails for a non-loopback

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "boing/agent/kubernetes.h"
 #include "boing/agent/sensor.h"
 #include "boing/agent/spool.h"
 
@@ -19,6 +20,7 @@ namespace boing::agent {
 
 struct AgentOptions {
   bool check = false;
+  bool version = false;  // --version: print "boing-agent VERSION" and exit
   bool to_stdout = false;
   SensorOptions sensor;
   std::vector<std::string> cgroup_dirs;  // as given (resolved to ids in sensor.cgroup_ids)
@@ -45,6 +47,11 @@ struct AgentOptions {
   int backoff_max_ms = 30000;
   SpoolOptions spool;          // dir "" means <state_dir>/spool
   std::string metrics_listen;  // "" disables the endpoint
+  // host_name in events (default: gethostname; in a Kubernetes pod that is the pod's name, so the
+  // DaemonSet passes the node's).
+  std::string host_name;
+  // Container runtime state directories read for pod names and namespaces (kubernetes.h).
+  std::vector<std::string> runtime_dirs = PodResolverOptions{}.runtime_dirs;
 
   // Test-only input (not in --help): events as NDJSON instead of the kernel, through the same
   // identity/allowlist/spool/uplink path. With replay_follow the file is tailed until stopped.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "boing/agent/http_connection.h"
+#include "boing/agent/kubernetes.h"
 #include "boing/event.h"
 
 namespace boing::agent {
@@ -42,6 +43,10 @@ struct TrackerOptions {
   std::string agent_id;
   std::string host_name;
   size_t max_connections = 65536;
+  // Where processes run (container_id, pod, namespace): read from PROC_ROOT/TGID/cgroup and the
+  // container runtime's state (kubernetes.h).
+  std::string proc_root = "/proc";
+  PodResolverOptions pods;
 };
 
 struct TrackerStats {
@@ -88,13 +93,20 @@ class Tracker {
   Conn* Find(const ConnKey& key, bool create, const void* header);
   void Emit(Conn& c, std::vector<Transaction>& txs);
   void Retire(Conn& c);
-  std::string ContainerIdOf(uint32_t tgid);
+  // container_id, pod (name, or UID when the runtime's state does not name it), namespace.
+  struct Place {
+    std::string container_id;
+    std::string pod;
+    std::string k8s_namespace;
+  };
+  const Place& PlaceOf(uint32_t tgid);
 
   TrackerOptions options_;
   EventSink sink_;
   ProcessSink process_sink_;
   std::unordered_map<ConnKey, std::unique_ptr<Conn>, ConnKeyHash> conns_;
-  std::unordered_map<uint32_t, std::string> container_ids_;
+  std::unordered_map<uint32_t, Place> places_;
+  PodResolver pods_;
   int64_t realtime_offset_ns_ = 0;
   int64_t seq_ = 0;
   TrackerStats stats_;
