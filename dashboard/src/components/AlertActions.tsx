@@ -49,9 +49,10 @@ export function AlertActions({ alert, onChange, compact = false }: { alert: Aler
           Resolve
         </button>
       )}
+      {alert.muted && alert.muted_until ? <span className="muted">muted until {formatTime(alert.muted_until)}</span> : null}
       {alert.muted ? (
         <button type="button" disabled={busy} onClick={() => run(() => api.put<Alert>(`/api/alerts/${alert.id}/mute`, { duration_seconds: 0 }))} aria-label={`Unmute alert ${alert.id}`}>
-          Unmute{alert.muted_until ? ` (muted until ${formatTime(alert.muted_until)})` : ""}
+          Unmute
         </button>
       ) : (
         <span className="mute">

@@ -93,8 +93,8 @@ export function NotificationProvider({ enabled, children }: { enabled: boolean; 
                 <Link to={`/alerts/${t.alert.id}`} onClick={() => dismiss(t.key)}>
                   View
                 </Link>
-                <button type="button" aria-label="Dismiss notification" onClick={() => dismiss(t.key)}>
-                  ×
+                <button type="button" onClick={() => dismiss(t.key)}>
+                  Dismiss
                 </button>
               </div>
             </div>

@@ -137,7 +137,7 @@ export function ApisPage() {
                   {isAdmin && <td>{a.owner_id === user?.id ? "you" : `user #${a.owner_id}`}</td>}
                   <td>{formatTime(a.created_at)}</td>
                   <td>
-                    <button type="button" onClick={() => void rotate(a)} aria-label={`Rotate the ingest key of ${a.name}`}>
+                    <button type="button" onClick={() => void rotate(a)} aria-label={`Rotate key of ${a.name}`}>
                       Rotate key
                     </button>{" "}
                     <button type="button" className="danger" onClick={() => void remove(a)} aria-label={`Delete ${a.name}`}>

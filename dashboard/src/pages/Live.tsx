@@ -44,7 +44,7 @@ function Rows({ store, filter, apis }: { store: LiveStore<Row[]>; filter: LiveFi
   if (shown.length === 0)
     return <p className="state empty">{rows.length === 0 ? "Waiting for traffic… events appear here as they are ingested." : "No rows match the filters."}</p>;
   return (
-    <div className="table-wrap">
+    <div className="table-wrap" tabIndex={0} role="region" aria-label="Live rows">
       <table className="data" data-testid="live-table">
         <caption className="sr-only">Live requests and findings, newest first</caption>
         <thead>
