@@ -494,11 +494,13 @@ if (group === "live") {
     const page = S.page;
     await page.getByRole("link", { name: "Overview" }).click();
     await page.getByTestId("metrics-state").getByText("metrics stream: live").waitFor({ timeout: 10000 });
-    await traffic(4, 10);
+    // Checked while the traffic runs: the newest tick describes the last second only.
+    const sending = traffic(6, 10);
     await eventually(async () => {
       const label = await page.getByRole("img", { name: /^Requests per second/ }).getAttribute("aria-label");
       return /req\/s [1-9]/.test(label);
     }, "a non-zero requests/s point");
+    await sending;
     const errLabel = await page.getByRole("img", { name: /^Error rate/ }).getAttribute("aria-label");
     assert(!/no data/.test(errLabel), `error rate charted: ${errLabel}`);
     await page.getByText(/^192\.0\.2\.[0-2]$/).first().waitFor();
@@ -538,10 +540,10 @@ if (group === "live") {
       status_code: 200,
       latency_ms: 12,
     });
-    const toast = page.locator(".toast").filter({ hasText: "New alert" });
+    const toast = page.locator(".toast").filter({ hasText: "203.0.113.99" });
     await toast.waitFor({ timeout: 15000 });
     assert(/high|critical/i.test(await toast.textContent()), "the toast shows the severity");
-    assert((await page.getByTestId("unread-count").textContent()) === "1", "the bell counts one unread");
+    assert(Number(await page.getByTestId("unread-count").textContent()) >= 1, "the bell counts it as unread");
     const row = page.getByTestId("alerts-table").locator("tbody tr").filter({ hasText: "sqli" }).first();
     await row.waitFor({ timeout: 10000 });
     await row.getByRole("button", { name: /^Acknowledge alert/ }).click();
@@ -555,7 +557,7 @@ if (group === "live") {
     await page.getByRole("button", { name: /^Mute alert/ }).click();
     await page.getByTestId("alert-status").getByText(/muted until/).waitFor();
     await checkPage(page, "alert-detail");
-    await page.getByRole("button", { name: "Notifications, 1 unread" }).click();
+    await page.getByRole("button", { name: /^Notifications, \d+ unread$/ }).click();
     await page.getByRole("button", { name: "Mark all read" }).click();
     assert((await page.getByTestId("unread-count").count()) === 0, "read");
   });

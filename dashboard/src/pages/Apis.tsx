@@ -21,11 +21,16 @@ function KeyOnce({ created, onDone }: { created: Api; onDone: () => void }) {
           {created.ingest_key}
         </code>
       </p>
-      <p>Instrument your application with one of these snippets (already filled in for this server and key):</p>
+      <p>
+        Instrument your application with one of these snippets, already filled in for this server and key (Node.js needs{" "}
+        <code>npm install express axios</code>, Python <code>pip install requests</code>):
+      </p>
       <SnippetTabs items={snippets(window.location.origin, created.ingest_key ?? "")} />
-      <button type="button" onClick={onDone}>
-        I have stored the key
-      </button>
+      <p className="done">
+        <button type="button" onClick={onDone}>
+          I have stored the key
+        </button>
+      </p>
     </div>
   );
 }
