@@ -1,5 +1,6 @@
 // Operations: liveness, readiness, Prometheus metrics, and the dashboard's static files.
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -125,8 +126,10 @@ http::Handler DashboardHandler(const std::string& dir, size_t max_file_bytes) {
       auto size = std::filesystem::file_size(file, ec);
       auto mtime = std::filesystem::last_write_time(file, ec);
       if (!ec) {
-        etag = "W/\"" + std::to_string(size) + "-" +
-               std::to_string(mtime.time_since_epoch().count()) + "\"";
+        char tag[48];
+        std::snprintf(tag, sizeof tag, "W/\"%jx-%jx\"", static_cast<uintmax_t>(size),
+                      static_cast<uintmax_t>(mtime.time_since_epoch().count()));
+        etag = tag;
         if (req.Header("If-None-Match") == etag) {
           http::Response resp;
           resp.status = 304;
