@@ -334,6 +334,11 @@ const server = app.listen(0, '127.0.0.1', () => {
     await checkPage(page, "lists");
     await page.getByRole("button", { name: "Remove 203.0.113.66 from the block list" }).click();
     await page.getByText("The block list is empty.").waitFor();
+    await page.getByRole("link", { name: "Notifications", exact: true }).click();
+    await page.getByLabel("Notify me at").selectOption("high");
+    assert((await page.evaluate(() => localStorage.getItem("boing.notify.min"))) === "high", "the threshold is kept in the browser");
+    assert((await page.getByRole("heading", { name: "Delivery channels" }).count()) === 0, "channels are for admins");
+    await checkPage(page, "notifications");
     // Admin-only pages are not offered to a user.
     assert((await page.getByRole("link", { name: "Audit log" }).count()) === 0, "no audit link for a user");
     await page.goto("/audit");
@@ -392,6 +397,9 @@ const server = app.listen(0, '127.0.0.1', () => {
     const audit = await page.getByTestId("audit-table").textContent();
     assert(audit.includes("alice") && audit.includes("admin1"), "the audit log names who did what");
     await checkPage(page, "audit");
+    await page.getByRole("link", { name: "Notifications", exact: true }).click();
+    await page.getByRole("heading", { name: "Delivery channels" }).waitFor();
+    await checkPage(page, "notifications-admin");
     await page.getByRole("link", { name: "Live stream" }).click();
     await checkPage(page, "live");
     await page.getByRole("link", { name: "Alerts" }).click();
@@ -560,6 +568,23 @@ if (group === "live") {
     await page.getByRole("button", { name: /^Notifications, \d+ unread$/ }).click();
     await page.getByRole("button", { name: "Mark all read" }).click();
     assert((await page.getByTestId("unread-count").count()) === 0, "read");
+  });
+
+  test("mute rules: add one for an actor, see it, delete it", async () => {
+    const page = S.page;
+    await page.goto("/notifications");
+    await page.getByLabel("Actor").fill("ip:203.0.113.99");
+    await page.getByLabel("For", { exact: true }).selectOption("14400");
+    await page.getByLabel("Comment").fill("pen test");
+    await page.getByRole("button", { name: "Add mute rule" }).click();
+    const row = page.locator("tr").filter({ hasText: "ip:203.0.113.99" });
+    await row.waitFor();
+    assert((await row.textContent()).includes("pen test"), "the rule is listed with its comment");
+    const mutes = (await rest.call("GET", "/api/mutes", undefined, S.aliceToken)).json.mutes;
+    assert(mutes.length === 1 && mutes[0].expires_at > Date.now() / 1000 + 14000, `stored for 4 hours: ${JSON.stringify(mutes)}`);
+    await checkPage(page, "notifications-mutes");
+    await row.getByRole("button", { name: /^Delete mute rule/ }).click();
+    await page.getByText("No active mute rule.").waitFor();
   });
 }
 

@@ -13,6 +13,7 @@ import { DetectorsPage } from "./pages/Detectors";
 import { ListsPage } from "./pages/Lists";
 import { AgentsPage } from "./pages/Agents";
 import { AuditPage } from "./pages/Audit";
+import { NotificationsPage } from "./pages/Notifications";
 import { Page } from "./components/States";
 import type { ReactNode } from "react";
 
@@ -58,6 +59,7 @@ function Shell() {
           <Route path="apis" element={<ApisPage />} />
           <Route path="detectors" element={<DetectorsPage />} />
           <Route path="lists" element={<ListsPage />} />
+          <Route path="notifications" element={<NotificationsPage />} />
           <Route
             path="agents"
             element={

@@ -12,6 +12,7 @@ const NAV: { to: string; label: string; admin?: boolean }[] = [
   { to: "/apis", label: "APIs" },
   { to: "/detectors", label: "Detectors" },
   { to: "/lists", label: "Allow & block lists" },
+  { to: "/notifications", label: "Notifications" },
   { to: "/agents", label: "Agents", admin: true },
   { to: "/audit", label: "Audit log", admin: true },
 ];

@@ -79,7 +79,7 @@ export function NotificationProvider({ enabled, children }: { enabled: boolean; 
   return (
     <NotifyContext.Provider value={value}>
       {children}
-      <div className="toasts" role="region" aria-label="Notifications">
+      <div className="toasts" role="region" aria-label="New alert notifications">
         <div aria-live="polite">
           {toasts.map((t) => (
             <div key={t.key} className={`toast sev-border-${t.alert.severity}`} role="status">
@@ -164,6 +164,11 @@ export function Bell() {
               Mark all read
             </button>
           </div>
+          <p>
+            <Link to="/notifications" onClick={() => setOpen(false)}>
+              Notification settings and mute rules
+            </Link>
+          </p>
           {streamState === "unavailable" && <p className="state error">Alert notifications are not available from this server.</p>}
           {notices.length === 0 ? (
             <p className="state empty">No notifications since you opened the dashboard.</p>

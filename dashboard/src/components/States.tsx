@@ -18,7 +18,7 @@ export function ErrorBox({ error, what, onRetry }: { error: ApiError | Error | s
   const e = error as ApiError;
   let text = typeof error === "string" ? error : error.message;
   if (typeof error !== "string" && e.status === 404 && what) {
-    text = `${what} is not available from this server yet (the endpoint answered 404).`;
+    text = `Not available from this server yet: ${what.toLowerCase()} (the endpoint answered 404).`;
   }
   return (
     <div className="state error" role="alert">

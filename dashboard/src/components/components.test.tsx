@@ -60,7 +60,7 @@ describe("LineChart", () => {
 describe("ErrorBox", () => {
   it("says a feature is missing when its endpoint answers 404", () => {
     render(<ErrorBox error={new ApiError(404, "not found")} what="Alerts" />);
-    expect(screen.getByRole("alert").textContent).toContain("Alerts is not available from this server yet");
+    expect(screen.getByRole("alert").textContent).toBe("Not available from this server yet: alerts (the endpoint answered 404).");
   });
   it("shows the server's own words otherwise", () => {
     render(<ErrorBox error={new ApiError(400, "name is required")} />);

@@ -147,7 +147,7 @@ describe("OverviewPage", () => {
       await vi.advanceTimersByTimeAsync(10000);
     });
     expect(screen.getByTestId("metrics-state").textContent).toContain("not available from this server");
-    expect(screen.getByRole("alert").textContent).toContain("The alert summary is not available from this server yet");
+    expect(screen.getByRole("alert").textContent).toContain("Not available from this server yet: the alert summary");
     vi.useRealTimers();
   });
 });
