@@ -96,7 +96,6 @@ async function checkPage(page, name) {
   await page.waitForFunction(() => !document.querySelector(".state.loading"), null, { timeout: 10000 }).catch(() => {});
   await page.evaluate(AXE_SOURCE);
   const result = await page.evaluate(async () => {
-    // eslint-disable-next-line no-undef
     const r = await axe.run(document, { resultTypes: ["violations"] });
     return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5) }));
   });

@@ -38,12 +38,10 @@ export function AlertsPage() {
         if (g === gen.current) setLoading(false);
       }
     },
-    // eslint-disable-next-line react-hooks/exhaustive-deps
     [status, severity, apiId, detector, cursor],
   );
   useEffect(() => {
     void load(false);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [status, severity, apiId, detector]);
 
   // New and changed alerts arrive on /ws/alerts: update rows in place, and reload (debounced) when
