@@ -145,7 +145,7 @@ export function ListsPage() {
   const { apis } = useApis();
   return (
     <Page title="Allow and block lists">
-      <p className="muted">Allow-listed callers skip detection; block-listed ones raise an alert on every request.</p>
+      <p className="muted">Allow-listed callers raise no findings; requests from block-listed ones are reported by the blacklist detector.</p>
       <ListSection list="whitelist" title="Allow list" apis={apis} />
       <ListSection list="blacklist" title="Block list" apis={apis} />
     </Page>
