@@ -391,6 +391,16 @@ const server = app.listen(0, '127.0.0.1', () => {
     const text = await row.textContent();
     assert(text.includes("0.9.1") && text.includes("events captured") && text.includes("1,234") && text.includes("events dropped"), `agent row: ${text}`);
     await checkPage(page, "agents");
+    await page.getByRole("link", { name: "Users" }).click();
+    const bobRow = page.getByTestId("users-table").locator("tr").filter({ hasText: "bob" });
+    await page.getByLabel("Role of bob").selectOption("admin");
+    await eventually(async () => (await rest.call("GET", "/api/users", undefined, admin)).json.users.find((u) => u.username === "bob").role === "admin", "bob promoted");
+    await bobRow.getByRole("button", { name: "Disable bob" }).click();
+    await bobRow.getByText("disabled").waitFor();
+    const bobLogin = await rest.call("POST", "/api/login", { username: "bob", password: "bob-password-1" });
+    assert(bobLogin.status !== 200, `a disabled account cannot log in (${bobLogin.status})`);
+    assert(await page.getByLabel("Role of admin1").isDisabled(), "an admin cannot demote themself here");
+    await checkPage(page, "users");
     await page.getByRole("link", { name: "Audit log" }).click();
     await page.getByTestId("audit-table").waitFor();
     const audit = await page.getByTestId("audit-table").textContent();

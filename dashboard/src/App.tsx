@@ -14,6 +14,7 @@ import { ListsPage } from "./pages/Lists";
 import { AgentsPage } from "./pages/Agents";
 import { AuditPage } from "./pages/Audit";
 import { NotificationsPage } from "./pages/Notifications";
+import { UsersPage } from "./pages/Users";
 import { Page } from "./components/States";
 import type { ReactNode } from "react";
 
@@ -65,6 +66,14 @@ function Shell() {
             element={
               <AdminOnly>
                 <AgentsPage />
+              </AdminOnly>
+            }
+          />
+          <Route
+            path="users"
+            element={
+              <AdminOnly>
+                <UsersPage />
               </AdminOnly>
             }
           />

@@ -14,6 +14,7 @@ const NAV: { to: string; label: string; admin?: boolean }[] = [
   { to: "/lists", label: "Allow & block lists" },
   { to: "/notifications", label: "Notifications" },
   { to: "/agents", label: "Agents", admin: true },
+  { to: "/users", label: "Users", admin: true },
   { to: "/audit", label: "Audit log", admin: true },
 ];
 
