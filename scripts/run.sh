@@ -6,10 +6,12 @@ bash scripts/setup.sh
 DATA_DIR=${DATA_DIR:-.data}
 LISTEN=${LISTEN:-0.0.0.0:8000}
 mkdir -p "$DATA_DIR"
+# The dashboard built by setup.sh, served at / (DASHBOARD_DIR= turns it off).
+export DASHBOARD_DIR=${DASHBOARD_DIR-$PWD/dashboard/dist}
 port=${LISTEN##*:}
 cat <<MSG
 
-  Boing is starting on http://localhost:${port}
+  Boing is starting on http://localhost:${port} (the dashboard is at that address)
   Log in with user 'admin' and the password in ${DATA_DIR}/initial-admin-password
   (created on the first start; or set ADMIN_USERNAME/ADMIN_PASSWORD), e.g.:
     curl -s localhost:${port}/api/login -H 'Content-Type: application/json' \\

@@ -18,6 +18,8 @@ PACKAGES=(
   libcurl4-openssl-dev libyaml-cpp-dev
   # services and clients used by the main job and the tests
   mariadb-server mariadb-client sqlite3 openssl curl procps nginx-light nodejs wrk
+  # the dashboard's end-to-end tests drive Debian's browser (no browser download)
+  chromium
   # Debian's Python modules for the integration tests (run with /usr/bin/python3)
   python3 python3-websocket python3-cryptography
   # packaging: .deb with CPack (dpkg-shlibdeps, file), systemd-analyze verify, manifest parsing
@@ -45,6 +47,28 @@ if ((${#missing[@]})); then
   fi
   rm -f /usr/sbin/policy-rc.d.boing
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's nodejs comes without npm (its own package); NodeSource's nodejs bundles it.
+if ! command -v npm >/dev/null; then
+  echo "setup: installing npm"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
+
+# The dashboard (React + Vite): npm dependencies exactly as locked, then the static build that
+# boing-server serves (DASHBOARD_DIR=dashboard/dist). Each step runs only when its inputs changed.
+if [ "${BOING_DASHBOARD:-1}" != 0 ]; then
+  export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+  if [ ! -f dashboard/node_modules/.package-lock.json ] ||
+     [ dashboard/package-lock.json -nt dashboard/node_modules/.package-lock.json ]; then
+    echo "setup: installing the dashboard's npm dependencies (npm ci)"
+    (cd dashboard && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  if [ ! -f dashboard/dist/index.html ] || [ -n "$(find dashboard/src dashboard/public \
+       dashboard/index.html dashboard/vite.config.ts dashboard/tsconfig.json \
+       dashboard/package-lock.json -newer dashboard/dist/index.html -print -quit)" ]; then
+    echo "setup: building the dashboard (npm run build)"
+    (cd dashboard && npm run build --silent)
+  fi
 fi
 
 BUILD_DIR=${BUILD_DIR:-build}

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -207,5 +208,19 @@ std::optional<int64_t> ParseId(const std::string& s);
 Json UserJson(const User& u);
 Json ApiJson(const Api& a);
 Json EventJson(const Event& e);
+
+// The dashboard's static files (DASHBOARD_DIR). A URL path split into a relative file path, or
+// nullopt when it could name something outside the directory (".." segments, hidden files,
+// backslashes, NUL bytes).
+struct StaticPath {
+  std::filesystem::path relative;  // empty for "/"
+  std::string last_segment;
+  bool hashed_asset = false;     // under assets/: content-hashed names, cached for good
+  bool looks_like_file = false;  // the last segment has an extension
+};
+std::optional<StaticPath> ResolveStaticPath(std::string_view url_path);
+// The Router fallback serving `dir`: existing files with their content type and caching headers,
+// index.html for client-side routes, JSON 404 under /api and /ws and for missing files.
+http::Handler DashboardHandler(const std::string& dir, size_t max_file_bytes = 64 << 20);
 
 }  // namespace boing

@@ -1,9 +1,12 @@
 // Operations: liveness, readiness, Prometheus metrics, and the dashboard's static files.
+#include <cctype>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "app.h"
+#include "boing/log.h"
 
 namespace boing {
 namespace {
@@ -12,30 +15,157 @@ std::string_view MimeType(const std::filesystem::path& p) {
   static const std::pair<const char*, const char*> kTypes[] = {
       {".html", "text/html; charset=utf-8"},
       {".js", "text/javascript; charset=utf-8"},
+      {".mjs", "text/javascript; charset=utf-8"},
       {".css", "text/css; charset=utf-8"},
       {".json", "application/json"},
+      {".webmanifest", "application/manifest+json"},
+      {".map", "application/json"},
       {".svg", "image/svg+xml"},
       {".png", "image/png"},
+      {".jpg", "image/jpeg"},
+      {".jpeg", "image/jpeg"},
+      {".gif", "image/gif"},
+      {".webp", "image/webp"},
       {".ico", "image/x-icon"},
+      {".woff", "font/woff"},
       {".woff2", "font/woff2"},
-      {".map", "application/json"},
+      {".wasm", "application/wasm"},
       {".txt", "text/plain; charset=utf-8"}};
   std::string ext = p.extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (auto [e, t] : kTypes) {
     if (ext == e) return t;
   }
   return "application/octet-stream";
 }
 
-std::optional<std::string> ReadFile(const std::filesystem::path& p) {
+std::optional<std::string> ReadFile(const std::filesystem::path& p, size_t max_bytes) {
   std::ifstream in(p, std::ios::binary);
   if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  std::string out;
+  char buf[64 * 1024];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    out.append(buf, static_cast<size_t>(in.gcount()));
+    if (out.size() > max_bytes) return std::nullopt;
+  }
+  return out;
+}
+
+// Under /api and /ws only the API answers: an unknown path there is a JSON 404, never the SPA.
+bool IsApiPath(std::string_view path) {
+  for (std::string_view prefix : {"/api", "/ws"}) {
+    if (path.substr(0, prefix.size()) == prefix &&
+        (path.size() == prefix.size() || path[prefix.size()] == '/')) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace
+
+std::optional<StaticPath> ResolveStaticPath(std::string_view url_path) {
+  StaticPath out;
+  std::filesystem::path rel;
+  size_t pos = 0;
+  while (pos < url_path.size()) {
+    size_t slash = url_path.find('/', pos);
+    if (slash == std::string_view::npos) slash = url_path.size();
+    std::string_view seg = url_path.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (seg.empty() || seg == ".") continue;
+    // No way up, no hidden files, nothing the file system would read differently.
+    if (seg == ".." || seg[0] == '.' || seg.find('\\') != std::string_view::npos ||
+        seg.find('\0') != std::string_view::npos) {
+      return std::nullopt;
+    }
+    rel /= std::string(seg);
+    out.last_segment = std::string(seg);
+  }
+  out.relative = rel;
+  out.hashed_asset = rel.begin() != rel.end() && *rel.begin() == "assets";
+  out.looks_like_file = out.last_segment.find('.') != std::string::npos;
+  return out;
+}
+
+http::Handler DashboardHandler(const std::string& dir, size_t max_file_bytes) {
+  std::error_code ec;
+  std::filesystem::path root = std::filesystem::weakly_canonical(dir, ec);
+  if (ec) root = dir;
+  if (!std::filesystem::is_regular_file(root / "index.html", ec)) {
+    log::Warn(
+        "DASHBOARD_DIR has no index.html: build the dashboard (cd dashboard && npm ci && "
+        "npm run build)",
+        {{"dir", root.string()}});
+  }
+  return Sync([root, max_file_bytes](http::Request& req) -> http::Response {
+    if (IsApiPath(req.path)) return http::Response::Error(404, "not found");
+    auto sp = ResolveStaticPath(req.path);
+    if (!sp) return http::Response::Error(404, "not found");
+    std::error_code ec;
+    std::filesystem::path file;
+    bool found = false;
+    if (!sp->relative.empty()) {
+      // Symlinks inside the directory may not lead out of it.
+      file = std::filesystem::weakly_canonical(root / sp->relative, ec);
+      auto inside = file.lexically_relative(root);
+      found = !ec && !inside.empty() && *inside.begin() != ".." &&
+              std::filesystem::is_regular_file(file, ec);
+    }
+    if (!found) {
+      // A missing asset is a 404 (a stale page must not get HTML for its script); any other
+      // path is a client-side route: the SPA's index.html answers it.
+      if (sp->hashed_asset || sp->looks_like_file) {
+        return http::Response::Error(404, "file not found");
+      }
+      file = root / "index.html";
+    }
+    const bool immutable = found && sp->hashed_asset;
+    std::string etag;
+    if (!immutable) {
+      auto size = std::filesystem::file_size(file, ec);
+      auto mtime = std::filesystem::last_write_time(file, ec);
+      if (!ec) {
+        char tag[48];
+        std::snprintf(tag, sizeof tag, "W/\"%jx-%jx\"", static_cast<uintmax_t>(size),
+                      static_cast<uintmax_t>(mtime.time_since_epoch().count()));
+        etag = tag;
+        if (req.Header("If-None-Match") == etag) {
+          http::Response resp;
+          resp.status = 304;
+          resp.headers.emplace_back("ETag", etag);
+          resp.headers.emplace_back("Cache-Control", "no-cache");
+          return resp;
+        }
+      }
+    }
+    auto body = ReadFile(file, max_file_bytes);
+    if (!body) {
+      return found ? http::Response::Error(404, "file not readable or larger than allowed")
+                   : http::Response::Error(404,
+                                           "dashboard not built: DASHBOARD_DIR has no "
+                                           "index.html");
+    }
+    http::Response resp;
+    resp.content_type = std::string(MimeType(file));
+    resp.body = std::move(*body);
+    resp.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    // Vite names files under assets/ by their content hash: cache them for good. Everything else
+    // (index.html above all) is revalidated, so a new build is picked up at once.
+    resp.headers.emplace_back("Cache-Control",
+                              immutable ? "public, max-age=31536000, immutable" : "no-cache");
+    if (!etag.empty()) resp.headers.emplace_back("ETag", etag);
+    if (file.filename() == "index.html") {
+      resp.headers.emplace_back(
+          "Content-Security-Policy",
+          "default-src 'self'; script-src 'self'; style-src 'self' "
+          "'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: "
+          "wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'");
+      resp.headers.emplace_back("Referrer-Policy", "same-origin");
+    }
+    return resp;
+  });
+}
 
 void App::RegisterOps(http::Router& r) {
   r.Add("GET", "/healthz",
@@ -125,28 +255,8 @@ void App::RegisterOps(http::Router& r) {
           return resp;
         }));
 
-  if (cfg_.dashboard_dir.empty()) return;
-  // SPA: a file that exists is served; any other GET path outside /api and /ws gets index.html.
-  std::filesystem::path root = std::filesystem::weakly_canonical(cfg_.dashboard_dir);
-  r.SetFallback(Sync([root](http::Request& req) -> http::Response {
-    if (req.path.rfind("/api/", 0) == 0 || req.path.rfind("/ws/", 0) == 0) {
-      return http::Response::Error(404, "not found");
-    }
-    std::error_code ec;
-    auto p = std::filesystem::weakly_canonical(root / req.path.substr(1), ec);
-    auto rel = p.lexically_relative(root);
-    bool inside = !ec && !rel.empty() && *rel.begin() != "..";
-    if (!inside || !std::filesystem::is_regular_file(p, ec)) p = root / "index.html";
-    auto body = ReadFile(p);
-    if (!body) return http::Response::Error(404, "dashboard not built");
-    http::Response resp;
-    resp.content_type = std::string(MimeType(p));
-    resp.body = std::move(*body);
-    if (p.filename() != "index.html") {
-      resp.headers.emplace_back("Cache-Control", "public, max-age=31536000, immutable");
-    }
-    return resp;
-  }));
+  // The dashboard (SPA): files of DASHBOARD_DIR, and index.html for client-side routes.
+  if (!cfg_.dashboard_dir.empty()) r.SetFallback(DashboardHandler(cfg_.dashboard_dir));
 }
 
 }  // namespace boing
