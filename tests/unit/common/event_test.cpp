@@ -66,6 +66,9 @@ INSTANTIATE_TEST_SUITE_P(
             "method"},
         Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3","status_code":200,"latency_ms":1})",
             "client_ip"},
+        // Found by fuzz_net: text after an embedded NUL passed as part of a valid address.
+        Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4\u0000<b>","status_code":200,"latency_ms":1})",
+            "client_ip"},
         Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":700,"latency_ms":1})",
             "status_code"},
         Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":200.5,"latency_ms":1})",
