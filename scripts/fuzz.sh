@@ -42,12 +42,12 @@ for t in "${targets[@]}"; do
   echo "fuzz.sh: $t for ${seconds}s"
   rc=0
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "$BUILD_DIR/fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    "$BUILD_DIR/fuzz/$t" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$dir/" "$dir/corpus" "fuzz/corpus/$t" \
     > "$dir/log.txt" 2>&1 || rc=$?
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$dir/log.txt" | awk '{print $2}')
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$dir/log.txt" | awk '{print $2}')
-  last=$(grep -E '^#[0-9]+' "$dir/log.txt" | tail -1)
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log.txt")
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log.txt")
+  last=$(sed -n '/^#[0-9]/p' "$dir/log.txt" | tail -1)
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<< "$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<< "$last")
   corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9a-zA-Z]*\).*/\1/p' <<< "$last")
