@@ -28,5 +28,9 @@ if [ "${BOING_SKIP_ASAN:-0}" != 1 ]; then
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     ctest --output-on-failure -j2 -L unit --timeout 900) || status=$?
 fi
+# Fuzz tier: build every libFuzzer target (clang, ASan + UBSan) and replay its seed corpus once.
+if [ "${BOING_SKIP_FUZZ:-0}" != 1 ]; then
+  bash scripts/fuzz.sh --replay || status=$?
+fi
 echo "test.sh: finished in $(( $(date +%s) - start ))s with status $status"
 exit $status

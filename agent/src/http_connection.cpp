@@ -156,10 +156,11 @@ bool HttpStream::ParseOne(std::string_view request_method, CapturedMessage& out)
         head_bytes = cur_.response.head_bytes;
       }
       if (st == ParseState::kNeedsMoreData) {
-        if (segments_.size() > 1)
-          LoseSync();  // a gap follows: the head can never complete
-        else
-          return false;
+        if (segments_.size() == 1) return false;
+        // A gap follows: the head can never complete. Step past its start, or the resync would
+        // find the same start again and loop forever (found by fuzz_tracker).
+        LoseSync();
+        Advance(1);
         continue;
       }
       if (st == ParseState::kInvalid) {

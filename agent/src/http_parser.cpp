@@ -3,6 +3,8 @@
 #include <array>
 #include <charconv>
 
+#include "boing/event.h"
+
 namespace boing::agent {
 namespace {
 
@@ -31,31 +33,7 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-bool IsTokenChar(char c) {
-  if (c >= 'A' && c <= 'Z') return true;
-  if (c >= 'a' && c <= 'z') return true;
-  if (c >= '0' && c <= '9') return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
+using boing::IsHttpTokenChar;
 
 constexpr std::array<std::string_view, 9> kMethods = {
     "GET", "POST", "PUT", "HEAD", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"};
@@ -86,7 +64,7 @@ ParseState ParseHeaders(std::string_view lines, const HttpLimits& limits, Header
     if (colon == std::string_view::npos || colon == 0) return ParseState::kInvalid;
     std::string_view name = line.substr(0, colon);
     for (char c : name)
-      if (!IsTokenChar(c)) return ParseState::kInvalid;
+      if (!IsHttpTokenChar(c)) return ParseState::kInvalid;
     if (out.size() >= limits.max_headers) return ParseState::kInvalid;
     out.emplace_back(std::string(name), std::string(Trim(line.substr(colon + 1))));
   }
@@ -134,12 +112,12 @@ ParseState ParseRequestHead(std::string_view data, const HttpLimits& limits, Req
   if (sp == std::string_view::npos) {
     if (data.size() > 16) return ParseState::kInvalid;
     for (char c : data)
-      if (!IsTokenChar(c)) return ParseState::kInvalid;
+      if (!IsHttpTokenChar(c)) return ParseState::kInvalid;
     return ParseState::kNeedsMoreData;
   }
   if (sp == 0 || sp > 16) return ParseState::kInvalid;
   for (size_t i = 0; i < sp; ++i)
-    if (!IsTokenChar(data[i])) return ParseState::kInvalid;
+    if (!IsHttpTokenChar(data[i])) return ParseState::kInvalid;
 
   size_t end = HeadEnd(data.substr(0, limits.max_head_bytes));
   if (end == 0) {

@@ -23,6 +23,8 @@ int64_t NowNs(clockid_t clock) {
 }
 
 bool ToMapped(std::string_view text, uint8_t out[16]) {
+  // inet_pton reads a C string: an embedded NUL would let "1.2.3.4\0<anything>" pass.
+  if (text.find('\0') != std::string_view::npos) return false;
   std::string s(text);
   in_addr v4{};
   if (inet_pton(AF_INET, s.c_str(), &v4) == 1) {

@@ -17,7 +17,10 @@ struct Addr {
 };
 
 std::optional<Addr> Parse(std::string_view text) {
-  if (text.empty() || text.size() > 64) return std::nullopt;
+  // inet_pton reads a C string: an embedded NUL would let "1.2.3.4\0<anything>" pass as 1.2.3.4.
+  if (text.empty() || text.size() > 64 || text.find('\0') != std::string_view::npos) {
+    return std::nullopt;
+  }
   char buf[65];
   std::memcpy(buf, text.data(), text.size());
   buf[text.size()] = '\0';

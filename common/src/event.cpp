@@ -165,11 +165,10 @@ class FieldReader {
   std::optional<ParseError>& err_;
 };
 
+// The method as the agent's parser reads it off the wire: an event the agent can produce must
+// be one ingest accepts, or a request with an odd method would go unseen.
 bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
-  });
+  return !s.empty() && std::all_of(s.begin(), s.end(), IsHttpTokenChar);
 }
 
 std::optional<ParseError> FromElement(element doc, const EventLimits& lim, Event& e) {
@@ -356,6 +355,30 @@ std::optional<ParseError> ParseEventBatch(std::string_view body, const EventLimi
   }
   if (index == 0) return ParseError{"", "empty batch"};
   return std::nullopt;
+}
+
+bool IsHttpTokenChar(char c) {
+  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
+      return true;
+    default:
+      return false;
+  }
 }
 
 std::string EventToJson(const Event& e) {

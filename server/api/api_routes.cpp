@@ -10,6 +10,16 @@ std::string NewIngestKey() { return "bk_" + crypto::RandomToken(24); }
 
 std::string HashHex(std::string_view secret) { return crypto::Hex(crypto::Sha256(secret)); }
 
+// An upstream credential (a token, a key); without a bound one API row could hold megabytes.
+constexpr size_t kMaxUpstreamSecret = 4096;
+
+std::optional<http::Response> UpstreamSecretTooLong(const std::string& secret) {
+  if (secret.size() <= kMaxUpstreamSecret) return std::nullopt;
+  return http::Response::Error(
+      400, "upstream_secret exceeds " + std::to_string(kMaxUpstreamSecret) + " characters",
+      "upstream_secret");
+}
+
 // Applies the writable fields of `body` to `a`. Returns an error response naming the field.
 std::optional<http::Response> ApplyApiFields(const Json& body, Api& a, bool creating) {
   auto str = [&](const char* k, std::string& out, size_t max) -> std::optional<http::Response> {
@@ -81,6 +91,7 @@ void App::RegisterApis(http::Router& r) {
                                                "upstream_secret");
                 }
                 auto secret = body["upstream_secret"].get<std::string>();
+                if (auto e = UpstreamSecretTooLong(secret)) return *e;
                 if (!secret.empty()) a.upstream_secret_enc = fernet_->Encrypt(secret);
               }
               std::string key = NewIngestKey();
@@ -142,6 +153,7 @@ void App::RegisterApis(http::Router& r) {
           }
           std::string secret =
               body["upstream_secret"].is_null() ? "" : body["upstream_secret"].get<std::string>();
+          if (auto e = UpstreamSecretTooLong(secret)) return *e;
           a.upstream_secret_enc = secret.empty() ? "" : fernet_->Encrypt(secret);
           changed["upstream_secret"] = secret.empty() ? "cleared" : "set";
         }

@@ -81,6 +81,9 @@ struct BatchItem {
 std::optional<ParseError> ParseEventBatch(std::string_view body, const EventLimits& limits,
                                           std::vector<BatchItem>& out, size_t max_items);
 
+// RFC 9110 `tchar`: the characters of a method token (the agent's parser and ingest agree on it).
+bool IsHttpTokenChar(char c);
+
 // Serializes to the wire format (the same field names). `api_key` is never written.
 std::string EventToJson(const Event& e);
 

@@ -178,6 +178,20 @@ TEST(HttpConnection, GarbageBetweenMessagesIsSkippedAndCounted) {
   EXPECT_GE(conn.stats().parse_errors, 1u);
 }
 
+// Found by fuzz_tracker: a request start whose head is cut by a gap made the resync find the
+// same start again, forever (the capture thread hung).
+TEST(HttpConnection, HeadCutByAGapIsSkippedNotRetriedForever) {
+  HttpConnection conn(1, {});
+  std::vector<Transaction> out;
+  conn.OnData(true, std::string("\0OPTIONS `\0\0", 12), 144, 1, out);
+  conn.OnData(true, "GET /a HTTP/1.1\r\nHo", 500, 2, out);
+  conn.OnData(true, "GET /b HTTP/1.1\r\n\r\n", 0, 3, out);
+  conn.OnData(false, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0, 4, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].request.target, "/b");
+  EXPECT_GE(conn.stats().parse_errors, 2u);
+}
+
 TEST(HttpConnection, RandomGarbageNeverCrashesOrInventsTransactions) {
   std::mt19937 rng(42);
   for (int round = 0; round < 200; ++round) {

@@ -102,6 +102,11 @@ TEST(Tracker, RealClientIpBehindTrustedProxy) {
   EXPECT_EQ(RealClientIp("198.51.100.1", h, {proxy}), "198.51.100.1");  // peer not trusted
   HeaderList f = {{"Forwarded", "for=\"[2001:db8::1]:4711\""}};
   EXPECT_EQ(RealClientIp("10.2.2.2", f, {proxy}), "2001:db8::1");
+  // Found by fuzzing: text after an embedded NUL passed as part of a valid address, and the
+  // server then rejected the whole event.
+  HeaderList nul = {{"X-Forwarded-For", std::string("203.0.113.9\0<b>", 16)}};
+  EXPECT_EQ(RealClientIp("10.2.2.2", nul, {proxy}), "10.2.2.2");
+  EXPECT_FALSE(Cidr::Parse(std::string("10.0.0.0\0/8", 11), proxy));
 }
 
 TEST(Tracker, AddressesPrintMappedIpv6AsIpv4) {

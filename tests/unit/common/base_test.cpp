@@ -32,6 +32,11 @@ TEST(Net, CidrMatching) {
   EXPECT_TRUE(IsValidIp("1.2.3.4"));
   EXPECT_FALSE(IsValidIp("1.2.3"));
   EXPECT_FALSE(IsValidIp("1.2.3.4:80"));
+  // Found by fuzz_net: inet_pton stopped at an embedded NUL, so trailing bytes passed as an IP.
+  using namespace std::string_view_literals;
+  EXPECT_FALSE(IsValidIp("1.0.0.1\0<script>"sv));
+  EXPECT_FALSE(IsValidCidr("10.0.0.0\0/8"sv));
+  EXPECT_FALSE(IpInCidr("10.1.2.3\0x"sv, "10.0.0.0/8"));
 }
 
 TEST(Net, ResolveClientIp) {

@@ -66,6 +66,9 @@ INSTANTIATE_TEST_SUITE_P(
             "method"},
         Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3","status_code":200,"latency_ms":1})",
             "client_ip"},
+        // Found by fuzz_net: text after an embedded NUL passed as part of a valid address.
+        Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4\u0000<b>","status_code":200,"latency_ms":1})",
+            "client_ip"},
         Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":700,"latency_ms":1})",
             "status_code"},
         Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":200.5,"latency_ms":1})",
@@ -81,6 +84,27 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":200,"latency_ms":1,"tls":"yes"})",
             "tls"},
         Bad{R"([1,2])", ""}, Bad{R"({"timestamp":)", ""}));
+
+// Found by fuzz_tracker: the agent reads any RFC 9110 token as a method ("G%T"), and ingest
+// rejected what it did not know, so requests with odd methods went unseen.
+TEST(EventParse, MethodIsAnyHttpToken) {
+  for (const char* m : {"G%T", "PROPFIND", "M-SEARCH", "x!#$&'*+.^_`|~"}) {
+    Event e;
+    std::string json =
+        std::string(R"({"timestamp":1,"method":")") + m +
+        R"(","endpoint":"/","client_ip":"1.2.3.4","status_code":200,"latency_ms":1})";
+    EXPECT_FALSE(ParseEvent(json, {}, e)) << m;
+  }
+  for (const char* m : {"G ET", "GE(T", "G,T", "G:T", "GET/", ""}) {
+    Event e;
+    std::string json =
+        std::string(R"({"timestamp":1,"method":")") + m +
+        R"(","endpoint":"/","client_ip":"1.2.3.4","status_code":200,"latency_ms":1})";
+    auto err = ParseEvent(json, {}, e);
+    ASSERT_TRUE(err) << m;
+    EXPECT_EQ(err->field, "method");
+  }
+}
 
 TEST(EventParse, EnforcesLimits) {
   EventLimits lim;
