@@ -19,7 +19,7 @@ PACKAGES=(
   # services and clients used by the main job and the tests
   mariadb-server mariadb-client sqlite3 openssl curl procps nginx-light nodejs wrk
   # Debian's Python modules for the integration tests (run with /usr/bin/python3)
-  python3 python3-websocket python3-cryptography
+  python3 python3-websocket python3-cryptography python3-aiosmtpd
 )
 
 missing=()

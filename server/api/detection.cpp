@@ -211,8 +211,12 @@ Json FindingRecordJson(const FindingRecord& f) {
           {"created_at", f.created_at}};
 }
 
-DetectionWorker::DetectionWorker(Store& store, size_t queue_max, size_t batch_max)
-    : store_(store), queue_max_(queue_max), batch_max_(batch_max ? batch_max : 1) {
+DetectionWorker::DetectionWorker(Store& store, size_t queue_max, size_t batch_max,
+                                 OnFindings on_findings)
+    : store_(store),
+      queue_max_(queue_max),
+      batch_max_(batch_max ? batch_max : 1),
+      on_findings_(std::move(on_findings)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -284,6 +288,7 @@ void DetectionWorker::Loop() {
       Status st = store_.InsertFindings(records);
       if (st.ok) {
         findings += records.size();
+        if (on_findings_) on_findings_(records);
       } else {
         ++store_failures;
         log::Error("storing findings failed",
