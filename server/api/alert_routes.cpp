@@ -432,14 +432,11 @@ App::AuthResult App::AuthenticateWs(const http::Request& req) {
 
 namespace boing {
 
-void App::PublishEvents(const std::vector<Event>& events,
-                        const std::vector<InsertOutcome>& outcomes) {
+void App::PublishEvents(const std::vector<Event>& events) {
   if (hub_->HasSubscribers(Topic::kMetrics)) live_metrics_.Add(events);
   if (!hub_->HasSubscribers(Topic::kStream)) return;
   std::string tmpl;
-  for (size_t i = 0; i < events.size(); ++i) {
-    if (i < outcomes.size() && outcomes[i] != InsertOutcome::kInserted) continue;
-    const Event& e = events[i];
+  for (const Event& e : events) {
     detect::TemplateOf(e.endpoint, tmpl);
     Json j = {{"type", "event"},
               {"event",

@@ -344,7 +344,8 @@ bool App::Init(std::string* error) {
       [this](const std::vector<FindingRecord>& findings) {
         PublishFindings(findings);
         alerts_->OnFindings(findings);
-      });
+      },
+      [this](const std::vector<Event>& events) { PublishEvents(events); });
   if (Status s = detection_->Reload(); !s.ok) {
     *error = "cannot load detector settings: " + s.message;
     return false;
@@ -352,7 +353,6 @@ bool App::Init(std::string* error) {
   writer_ = std::make_unique<IngestWriter>(
       *store_, cfg_.ingest_queue_max, cfg_.commit_max_events,
       [this](std::vector<Event>& events, const std::vector<InsertOutcome>& outcomes) {
-        PublishEvents(events, outcomes);  // before Submit, which moves the events
         detection_->Submit(events, outcomes);
       });
   ticker_ = std::thread([this] { TickerLoop(); });

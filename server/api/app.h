@@ -174,8 +174,8 @@ class App {
   // {"open_by_severity":{...},"open":n,"acknowledged":n} for the APIs (nullopt = all).
   Json OpenBySeverity(const std::optional<std::vector<int64_t>>& apis);
   Status SeedChannels();
-  // After each ingest commit: live stream and per-second metrics.
-  void PublishEvents(const std::vector<Event>& events, const std::vector<InsertOutcome>& outcomes);
+  // Stored events after detection (on its thread): live stream and per-second metrics.
+  void PublishEvents(const std::vector<Event>& events);
   void PublishFindings(const std::vector<FindingRecord>& findings);
   void TickerLoop();  // once a second: /ws/metrics; every few seconds: alert auto-resolve
   // Hands changed detector settings or lists to the pipeline (from the next event on).

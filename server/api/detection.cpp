@@ -212,11 +212,12 @@ Json FindingRecordJson(const FindingRecord& f) {
 }
 
 DetectionWorker::DetectionWorker(Store& store, size_t queue_max, size_t batch_max,
-                                 OnFindings on_findings)
+                                 OnFindings on_findings, OnEvents on_events)
     : store_(store),
       queue_max_(queue_max),
       batch_max_(batch_max ? batch_max : 1),
-      on_findings_(std::move(on_findings)) {
+      on_findings_(std::move(on_findings)),
+      on_events_(std::move(on_events)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -278,6 +279,7 @@ void DetectionWorker::Loop() {
     found.clear();
     for (const auto& e : batch) pipeline_.Process(e, found);
     processed += batch.size();
+    if (on_events_) on_events_(batch);
     batch.clear();
     if (!found.empty()) {
       const double now =

@@ -488,7 +488,7 @@ class AlertsTest(ServerTestCase):
         batch = [event(None, client_ip="198.51.100.50", endpoint=f"/items/{i}", latency_ms=3.5,
                        user_agent="x" * 200) for i in range(500)]
 
-        def rate(rounds=8):
+        def rate(rounds=20):
             t0 = time.time()
             for _ in range(rounds):
                 r = self.server.batch(batch, headers={"X-Api-Key": self.key})
@@ -503,7 +503,8 @@ class AlertsTest(ServerTestCase):
         rate(2)  # warm up
         import websocket
         with_client, without = [], []
-        for _ in range(3):  # alternate, so load from elsewhere on the machine hits both alike
+
+        def with_slow_client():
             before = dropped()
             # A fresh client per round that reads nothing (its receive buffer is tiny): the server
             # fills its queue with this round's events and must drop it.
@@ -515,10 +516,21 @@ class AlertsTest(ServerTestCase):
                                 "the client that never reads was not dropped")
             finally:
                 slow.close()
-            without.append(rate())
-        ratio = max(with_client) / max(without)
-        print(f"ingest rate with a non-reading client {max(with_client):.0f}/s, without "
-              f"{max(without):.0f}/s, ratio {ratio:.3f}")
+
+        # Pairs of rounds in alternating order (ABBA), so drift and load from elsewhere on the
+        # machine hit both alike; the median of the pairs' ratios is compared (robust to a round
+        # disturbed by something else).
+        for i in range(9):
+            if i % 2 == 0:
+                with_slow_client()
+                without.append(rate())
+            else:
+                without.append(rate())
+                with_slow_client()
+        ratios = sorted(w / o for w, o in zip(with_client, without))
+        ratio = ratios[len(ratios) // 2]
+        print(f"ingest rate with a non-reading client {sorted(with_client)[4]:.0f}/s, without "
+              f"{sorted(without)[4]:.0f}/s (medians), median paired ratio {ratio:.3f}")
         self.assertGreaterEqual(ratio, 0.95)
         self.assertAlive()
 
