@@ -21,7 +21,7 @@ PACKAGES=(
   # the dashboard's end-to-end tests drive Debian's browser (no browser download)
   chromium
   # Debian's Python modules for the integration tests (run with /usr/bin/python3)
-  python3 python3-websocket python3-cryptography
+  python3 python3-websocket python3-cryptography python3-aiosmtpd
   # packaging: .deb with CPack (dpkg-shlibdeps, file), systemd-analyze verify, manifest parsing
   dpkg-dev file systemd python3-yaml
 )

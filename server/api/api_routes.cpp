@@ -76,6 +76,7 @@ void App::InvalidateApiCache() {
   api_cache_loaded_ = false;
   api_by_key_hash_.clear();
   api_rules_.clear();
+  api_names_.clear();
 }
 
 void App::RegisterApis(http::Router& r) {

@@ -184,6 +184,13 @@ App::~App() { Shutdown(); }
 void App::Shutdown() {
   if (writer_) writer_->Stop();
   if (detection_) detection_->Stop();
+  {
+    std::lock_guard lock(ticker_mu_);
+    ticker_stop_ = true;
+  }
+  ticker_cv_.notify_all();
+  if (ticker_.joinable()) ticker_.join();
+  if (notifier_) notifier_->Stop();
 }
 
 void App::ReloadDetection() {
@@ -282,18 +289,73 @@ bool App::Init(std::string* error) {
     if (exp > now) revoked_jtis_.insert(jti);
   }
 
-  detection_ = std::make_unique<DetectionWorker>(*store_, cfg_.detection_queue_max,
-                                                 static_cast<size_t>(cfg_.detection_batch_size));
+  // Alerting: findings -> alerts (AlertManager) -> notifications (Notifier) and /ws/alerts.
+  hub_ = std::make_unique<LiveHub>(cfg_.ws_send_queue_max);
+  NotifySettings ns;
+  ns.smtp_host = cfg_.smtp_host;
+  ns.smtp_port = cfg_.smtp_port;
+  ns.smtp_user = cfg_.smtp_user;
+  ns.smtp_password = cfg_.smtp_password;
+  ns.smtp_tls = cfg_.smtp_tls;
+  ns.smtp_ca_file = cfg_.smtp_ca_file;
+  ns.email_from = cfg_.alert_email_from;
+  ns.public_url = cfg_.public_url;
+  while (!ns.public_url.empty() && ns.public_url.back() == '/') ns.public_url.pop_back();
+  ns.max_attempts = cfg_.alert_delivery_max_attempts;
+  ns.backoff_ms = cfg_.alert_delivery_backoff_ms;
+  ns.timeout_s = cfg_.alert_delivery_timeout_s;
+  ns.workers = cfg_.alert_delivery_workers;
+  ns.queue_max = cfg_.alert_delivery_queue_max;
+  ns.allow_private_targets = cfg_.alert_allow_private_targets;
+  notifier_ = std::make_unique<Notifier>(*store_, *fernet_, ns);
+  if (Status s = SeedChannels(); !s.ok) {
+    *error = "cannot create the notification channels from the environment: " + s.message;
+    return false;
+  }
+  AlertSettings as;
+  as.group_window_s = cfg_.alert_group_window_s;
+  as.resolve_after_s = cfg_.alert_resolve_after_s;
+  as.autoblock_s = cfg_.alert_autoblock_seconds;
+  as.autoblock_max_s = cfg_.alert_autoblock_max_seconds;
+  detect::Severity min_block;
+  if (!detect::ParseSeverity(cfg_.alert_autoblock_min_severity, &min_block)) {
+    *error = "ALERT_AUTOBLOCK_MIN_SEVERITY: must be one of info, low, medium, high, critical";
+    return false;
+  }
+  as.autoblock_min_rank = static_cast<int>(min_block);
+  alerts_ = std::make_unique<AlertManager>(*store_, as);
+  if (Status s = alerts_->Load(); !s.ok) {
+    *error = "cannot load alerts: " + s.message;
+    return false;
+  }
+  alerts_->SetListener([this](const std::string& action, const AlertRecord& a) {
+    if (!hub_->HasSubscribers(Topic::kAlerts)) return;
+    Json msg = {{"type", "alert"}, {"action", action}, {"alert", AlertOut(a)}};
+    hub_->Publish(Topic::kAlerts, a.api_id,
+                  std::make_shared<const std::string>(
+                      msg.dump(-1, ' ', false, Json::error_handler_t::replace)));
+  });
+  alerts_->SetNotifier(
+      [this](const AlertRecord& a, bool muted) { notifier_->Notify(a, ApiName(a.api_id), muted); });
+  alerts_->SetListsChanged([this] { ReloadDetection(); });
+
+  detection_ = std::make_unique<DetectionWorker>(
+      *store_, cfg_.detection_queue_max, static_cast<size_t>(cfg_.detection_batch_size),
+      [this](const std::vector<FindingRecord>& findings) {
+        PublishFindings(findings);
+        alerts_->OnFindings(findings);
+      },
+      [this](const std::vector<Event>& events) { PublishEvents(events); });
   if (Status s = detection_->Reload(); !s.ok) {
     *error = "cannot load detector settings: " + s.message;
     return false;
   }
-  DetectionWorker* detection = detection_.get();
   writer_ = std::make_unique<IngestWriter>(
       *store_, cfg_.ingest_queue_max, cfg_.commit_max_events,
-      [detection](std::vector<Event>& events, const std::vector<InsertOutcome>& outcomes) {
-        detection->Submit(events, outcomes);
+      [this](std::vector<Event>& events, const std::vector<InsertOutcome>& outcomes) {
+        detection_->Submit(events, outcomes);
       });
+  ticker_ = std::thread([this] { TickerLoop(); });
   return true;
 }
 
@@ -306,6 +368,8 @@ void App::Register(http::Router& r) {
   RegisterConfig(r);
   RegisterOps(r);
   RegisterFindings(r);
+  RegisterAlerts(r);
+  RegisterChannels(r);
 }
 
 std::optional<http::Response> App::Limit(const std::string& key, int limit) {

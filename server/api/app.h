@@ -24,11 +24,14 @@
 #include <variant>
 #include <vector>
 
+#include "alerts.h"
 #include "boing/crypto.h"
 #include "boing/http.h"
 #include "boing/server_config.h"
 #include "boing/store.h"
 #include "detection.h"
+#include "live.h"
+#include "notify.h"
 
 namespace boing {
 
@@ -119,6 +122,9 @@ class App {
   void Shutdown();  // flushes pending ingest
   Store& store() { return *store_; }
   DetectionWorker* detection() { return detection_.get(); }
+  AlertManager* alerts() { return alerts_.get(); }
+  Notifier* notifier() { return notifier_.get(); }
+  LiveHub* hub() { return hub_.get(); }
   const ServerConfig& config() const { return cfg_; }
 
   // Access levels routes ask for.
@@ -157,6 +163,22 @@ class App {
   void RegisterConfig(http::Router& r);
   void RegisterOps(http::Router& r);
   void RegisterFindings(http::Router& r);
+  void RegisterAlerts(http::Router& r);
+  void RegisterChannels(http::Router& r);
+  // Alerts and live streams.
+  AuthResult AuthenticateWs(const http::Request& req);
+  std::string ApiName(int64_t api_id);
+  Json AlertOut(const AlertRecord& a);
+  Json ChannelOut(const ChannelRecord& c);
+  std::variant<AlertRecord, http::Response> VisibleAlert(const Principal& p,
+                                                         const std::string& id_text);
+  // {"open_by_severity":{...},"open":n,"acknowledged":n} for the APIs (nullopt = all).
+  Json OpenBySeverity(const std::optional<std::vector<int64_t>>& apis);
+  Status SeedChannels();
+  // Stored events after detection (on its thread): live stream and per-second metrics.
+  void PublishEvents(const std::vector<Event>& events);
+  void PublishFindings(const std::vector<FindingRecord>& findings);
+  void TickerLoop();  // once a second: /ws/metrics; every few seconds: alert auto-resolve
   // Hands changed detector settings or lists to the pipeline (from the next event on).
   void ReloadDetection();
 
@@ -172,14 +194,23 @@ class App {
   std::optional<crypto::MultiFernet> fernet_;
   std::string identity_key_;
   RateLimiter limiter_;
+  std::unique_ptr<LiveHub> hub_;
+  LiveMetrics live_metrics_;
+  std::unique_ptr<Notifier> notifier_;
+  std::unique_ptr<AlertManager> alerts_;
   std::unique_ptr<DetectionWorker> detection_;
   std::unique_ptr<IngestWriter> writer_;
+  std::thread ticker_;
+  std::mutex ticker_mu_;
+  std::condition_variable ticker_cv_;
+  bool ticker_stop_ = false;
 
   std::shared_mutex cache_mu_;
   std::unordered_map<std::string, Api> api_by_key_hash_;  // ingest key hash -> API
   std::vector<Api> api_rules_;                            // APIs with match rules
   bool api_cache_loaded_ = false;
   std::unordered_map<std::string, Agent> agent_by_token_hash_;
+  std::unordered_map<int64_t, std::string> api_names_;  // alert answers; under cache_mu_
 
   std::mutex revoked_mu_;
   // Serialises account bookkeeping: first-account-is-admin on register, failure count and lock on
@@ -208,6 +239,10 @@ std::optional<int64_t> ParseId(const std::string& s);
 Json UserJson(const User& u);
 Json ApiJson(const Api& a);
 Json EventJson(const Event& e);
+// Nearest-rank percentile (reorders `v`); 0 for no data.
+double Percentile(std::vector<double>& v, double q);
+// The `n` largest counts as [{key: name, "count": n}], ties by name.
+Json TopN(const std::unordered_map<std::string, int64_t>& counts, size_t n, const char* key);
 
 // The dashboard's static files (DASHBOARD_DIR). A URL path split into a relative file path, or
 // nullopt when it could name something outside the directory (".." segments, hidden files,

@@ -211,8 +211,13 @@ Json FindingRecordJson(const FindingRecord& f) {
           {"created_at", f.created_at}};
 }
 
-DetectionWorker::DetectionWorker(Store& store, size_t queue_max, size_t batch_max)
-    : store_(store), queue_max_(queue_max), batch_max_(batch_max ? batch_max : 1) {
+DetectionWorker::DetectionWorker(Store& store, size_t queue_max, size_t batch_max,
+                                 OnFindings on_findings, OnEvents on_events)
+    : store_(store),
+      queue_max_(queue_max),
+      batch_max_(batch_max ? batch_max : 1),
+      on_findings_(std::move(on_findings)),
+      on_events_(std::move(on_events)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -274,6 +279,7 @@ void DetectionWorker::Loop() {
     found.clear();
     for (const auto& e : batch) pipeline_.Process(e, found);
     processed += batch.size();
+    if (on_events_) on_events_(batch);
     batch.clear();
     if (!found.empty()) {
       const double now =
@@ -284,6 +290,7 @@ void DetectionWorker::Loop() {
       Status st = store_.InsertFindings(records);
       if (st.ok) {
         findings += records.size();
+        if (on_findings_) on_findings_(records);
       } else {
         ++store_failures;
         log::Error("storing findings failed",

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -34,7 +35,13 @@ nlohmann::json FindingRecordJson(const FindingRecord& f);
 
 class DetectionWorker {
  public:
-  DetectionWorker(Store& store, size_t queue_max, size_t batch_max);
+  // Called on the worker thread with each batch of findings once stored (ids set).
+  using OnFindings = std::function<void(const std::vector<FindingRecord>&)>;
+  // Called on the worker thread with each batch of events after detection ran on it (the live
+  // stream and per-second metrics are built here, off the ingest writer thread).
+  using OnEvents = std::function<void(const std::vector<Event>&)>;
+  DetectionWorker(Store& store, size_t queue_max, size_t batch_max,
+                  OnFindings on_findings = nullptr, OnEvents on_events = nullptr);
   ~DetectionWorker();
   // Reads detector configs and both lists from the store and hands them to the pipeline.
   Status Reload();
@@ -50,6 +57,8 @@ class DetectionWorker {
   void Loop();
   Store& store_;
   size_t queue_max_, batch_max_;
+  OnFindings on_findings_;
+  OnEvents on_events_;
   detect::Pipeline pipeline_;
   std::mutex mu_;
   std::condition_variable cv_;

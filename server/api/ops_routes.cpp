@@ -242,6 +242,25 @@ void App::RegisterOps(http::Router& r) {
           metric("boing_detection_state_evictions_total", "counter",
                  "Detection state entries evicted to stay within bounds.");
           line("boing_detection_state_evictions_total", detection_->evictions.load());
+          metric("boing_alerts_created_total", "counter", "Alerts opened.");
+          line("boing_alerts_created_total", alerts_->created_total());
+          metric("boing_alerts_active", "gauge", "Open and acknowledged alerts.");
+          line("boing_alerts_active", static_cast<double>(alerts_->ActiveCount()));
+          metric("boing_notifications_total", "counter", "Notification attempts by outcome.");
+          line("boing_notifications_total{outcome=\"sent\"}", notifier_->sent.load());
+          line("boing_notifications_total{outcome=\"retried\"}", notifier_->retried.load());
+          line("boing_notifications_total{outcome=\"failed\"}", notifier_->failed.load());
+          line("boing_notifications_total{outcome=\"muted\"}", notifier_->muted.load());
+          metric("boing_notification_queue", "gauge",
+                 "Notifications waiting to be sent or retried.");
+          line("boing_notification_queue", static_cast<double>(notifier_->QueueDepth()));
+          metric("boing_ws_clients_total", "counter", "Live-stream WebSocket clients accepted.");
+          line("boing_ws_clients_total", hub_->connected.load());
+          metric("boing_ws_dropped_total", "counter",
+                 "Live-stream WebSocket clients dropped for not keeping up.");
+          line("boing_ws_dropped_total", hub_->dropped.load());
+          metric("boing_ws_messages_total", "counter", "Live-stream messages sent.");
+          line("boing_ws_messages_total", hub_->sent.load());
           metric("boing_auth_failures_total", "counter", "Rejected authentications.");
           line("boing_auth_failures_total", auth_failures.load());
           metric("boing_http_responses_total", "counter", "HTTP responses by status class.");

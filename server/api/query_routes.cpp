@@ -72,15 +72,6 @@ std::string Cursor(const Event& e) {
   return buf;
 }
 
-double Percentile(std::vector<double>& v, double q) {
-  if (v.empty()) return 0;
-  // Nearest-rank: the smallest value with at least q of the data at or below it.
-  size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
-  size_t k = rank == 0 ? 0 : rank - 1;
-  std::nth_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(k), v.end());
-  return v[k];
-}
-
 struct Agg {
   int64_t requests = 0;
   int64_t errors = 0;
@@ -100,6 +91,17 @@ struct Agg {
   }
 };
 
+}  // namespace
+
+double Percentile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  // Nearest-rank: the smallest value with at least q of the data at or below it.
+  size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+  size_t k = rank == 0 ? 0 : rank - 1;
+  std::nth_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
 Json TopN(const std::unordered_map<std::string, int64_t>& counts, size_t n, const char* key) {
   std::vector<std::pair<std::string, int64_t>> v(counts.begin(), counts.end());
   std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
@@ -111,8 +113,6 @@ Json TopN(const std::unordered_map<std::string, int64_t>& counts, size_t n, cons
   }
   return out;
 }
-
-}  // namespace
 
 void App::RegisterQueries(http::Router& r) {
   r.Add("GET", "/api/logs",

@@ -93,6 +93,20 @@ const std::vector<std::string>& ServerConfigVariables() {
                                                  "SLACK_WEBHOOK_URL",
                                                  "WEBHOOK_URL",
                                                  "WEBHOOK_SECRET",
+                                                 "SMTP_TLS",
+                                                 "SMTP_CA_FILE",
+                                                 "ALERT_GROUP_WINDOW_SECONDS",
+                                                 "ALERT_RESOLVE_AFTER_SECONDS",
+                                                 "ALERT_DELIVERY_MAX_ATTEMPTS",
+                                                 "ALERT_DELIVERY_BACKOFF_MS",
+                                                 "ALERT_DELIVERY_TIMEOUT_SECONDS",
+                                                 "ALERT_DELIVERY_WORKERS",
+                                                 "ALERT_DELIVERY_QUEUE_MAX",
+                                                 "ALERT_ALLOW_PRIVATE_TARGETS",
+                                                 "WS_SEND_QUEUE_MAX",
+                                                 "ALERT_AUTOBLOCK_SECONDS",
+                                                 "ALERT_AUTOBLOCK_MAX_SECONDS",
+                                                 "ALERT_AUTOBLOCK_MIN_SEVERITY",
                                                  "LLM_ENABLED",
                                                  "LLM_ENDPOINT",
                                                  "LLM_MODEL",
@@ -211,6 +225,24 @@ std::vector<std::string> LoadServerConfig(const Settings& s, ServerConfig& c) {
   str("SLACK_WEBHOOK_URL", c.slack_webhook_url);
   str("WEBHOOK_URL", c.webhook_url);
   str("WEBHOOK_SECRET", c.webhook_secret);
+  str("SMTP_TLS", c.smtp_tls);
+  if (c.smtp_tls != "auto" && c.smtp_tls != "starttls" && c.smtp_tls != "smtps" &&
+      c.smtp_tls != "none") {
+    e.push_back("SMTP_TLS: must be auto, starttls, smtps or none, not '" + c.smtp_tls + "'");
+  }
+  str("SMTP_CA_FILE", c.smtp_ca_file);
+  i64("ALERT_GROUP_WINDOW_SECONDS", c.alert_group_window_s, 1, 86400 * 30);
+  i64("ALERT_RESOLVE_AFTER_SECONDS", c.alert_resolve_after_s, 1, 86400 * 365);
+  i64("ALERT_DELIVERY_MAX_ATTEMPTS", c.alert_delivery_max_attempts, 1, 100);
+  i64("ALERT_DELIVERY_BACKOFF_MS", c.alert_delivery_backoff_ms, 1, 3600000);
+  i64("ALERT_DELIVERY_TIMEOUT_SECONDS", c.alert_delivery_timeout_s, 1, 600);
+  i64("ALERT_DELIVERY_WORKERS", c.alert_delivery_workers, 2, 64);
+  i64("ALERT_DELIVERY_QUEUE_MAX", c.alert_delivery_queue_max, 1, 10000000);
+  s.GetBool("ALERT_ALLOW_PRIVATE_TARGETS", &c.alert_allow_private_targets, e);
+  i64("WS_SEND_QUEUE_MAX", c.ws_send_queue_max, 1, 1000000);
+  i64("ALERT_AUTOBLOCK_SECONDS", c.alert_autoblock_seconds, 0, 86400 * 365);
+  i64("ALERT_AUTOBLOCK_MAX_SECONDS", c.alert_autoblock_max_seconds, 1, 86400 * 365);
+  str("ALERT_AUTOBLOCK_MIN_SEVERITY", c.alert_autoblock_min_severity);
   s.GetBool("LLM_ENABLED", &c.llm_enabled, e);
   str("LLM_ENDPOINT", c.llm_endpoint);
   str("LLM_MODEL", c.llm_model);

@@ -305,6 +305,11 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
     ReleaseWrite();
   }
 
+  void Abort() override {
+    closing_ = true;
+    beast::get_lowest_layer(ws_).close();
+  }
+
  private:
   awaitable<void> WaitGate() {
     error_code ec;

@@ -255,6 +255,145 @@ bool BuildWhere(const LogFilter& f, Where& w) {
   return true;
 }
 
+// --- alerts, mutes, channels ----------------------------------------------------------------
+
+constexpr char kAlertWriteCols[] =
+    "fingerprint, api_id, detector, severity, severity_rank, status, actor, endpoint_template, "
+    "count, first_seen, last_seen, touched_at, message, evidence_json, muted_until, "
+    "acknowledged_by, acknowledged_at, ack_comment, resolved_at, resolved_by, created_at";
+constexpr char kAlertCols[] =
+    "id, fingerprint, api_id, detector, severity, severity_rank, status, actor, "
+    "endpoint_template, count, first_seen, last_seen, touched_at, message, evidence_json, "
+    "muted_until, acknowledged_by, acknowledged_at, ack_comment, resolved_at, resolved_by, "
+    "created_at";
+// Binds kAlertWriteCols (1..21).
+void BindAlert(Stmt* s, const AlertRecord& a) {
+  s->BindText(1, a.fingerprint);
+  s->BindInt(2, a.api_id);
+  s->BindText(3, a.detector);
+  s->BindText(4, a.severity);
+  s->BindInt(5, a.severity_rank);
+  s->BindText(6, a.status);
+  s->BindText(7, a.actor);
+  s->BindText(8, a.endpoint_template);
+  s->BindInt(9, a.count);
+  s->BindDouble(10, a.first_seen);
+  s->BindDouble(11, a.last_seen);
+  s->BindInt(12, a.touched_at);
+  s->BindText(13, a.message);
+  s->BindText(14, a.evidence_json);
+  s->BindInt(15, a.muted_until);
+  s->BindText(16, a.acknowledged_by);
+  s->BindInt(17, a.acknowledged_at);
+  s->BindText(18, a.ack_comment);
+  s->BindInt(19, a.resolved_at);
+  s->BindText(20, a.resolved_by);
+  s->BindInt(21, a.created_at);
+}
+AlertRecord ReadAlert(Stmt* s) {
+  AlertRecord a;
+  int c = 0;
+  a.id = s->Int(c++);
+  a.fingerprint = s->Text(c++);
+  a.api_id = s->Int(c++);
+  a.detector = s->Text(c++);
+  a.severity = s->Text(c++);
+  a.severity_rank = static_cast<int>(s->Int(c++));
+  a.status = s->Text(c++);
+  a.actor = s->Text(c++);
+  a.endpoint_template = s->Text(c++);
+  a.count = s->Int(c++);
+  a.first_seen = s->Double(c++);
+  a.last_seen = s->Double(c++);
+  a.touched_at = s->Int(c++);
+  a.message = s->Text(c++);
+  a.evidence_json = s->Text(c++);
+  a.muted_until = s->Int(c++);
+  a.acknowledged_by = s->Text(c++);
+  a.acknowledged_at = s->Int(c++);
+  a.ack_comment = s->Text(c++);
+  a.resolved_at = s->Int(c++);
+  a.resolved_by = s->Text(c++);
+  a.created_at = s->Int(c++);
+  return a;
+}
+
+// false when the filter can match nothing.
+bool AlertWhere(const AlertFilter& f, Where& w) {
+  if (f.restrict_to_apis && f.api_ids.empty()) return false;
+  if (f.restrict_to_apis) {
+    if (f.api_ids.size() > kMaxFilterApis) return false;
+    size_t n = Bucket(f.api_ids.size());
+    w.Add("api_id IN (" + Placeholders(n) + ")");
+    for (size_t i = 0; i < n; ++i) w.Int(f.api_ids[std::min(i, f.api_ids.size() - 1)]);
+  }
+  if (!f.status.empty()) {
+    w.Add("status = ?");
+    w.Text(f.status);
+  }
+  if (f.min_severity_rank > 0) {
+    w.Add("severity_rank >= ?");
+    w.Int(f.min_severity_rank);
+  }
+  if (!f.detector.empty()) {
+    w.Add("detector = ?");
+    w.Text(f.detector);
+  }
+  if (!f.actor.empty()) {
+    w.Add("actor = ?");
+    w.Text(f.actor);
+  }
+  if (f.from_ts > 0) {
+    w.Add("last_seen >= ?");
+    w.Double(f.from_ts);
+  }
+  if (f.to_ts > 0) {
+    w.Add("last_seen < ?");
+    w.Double(f.to_ts);
+  }
+  return true;
+}
+
+constexpr char kMuteCols[] =
+    "id, detector, actor, api_id, expires_at, comment, created_by, created_at";
+MuteRecord ReadMute(Stmt* s) {
+  MuteRecord m;
+  m.id = s->Int(0);
+  m.detector = s->Text(1);
+  m.actor = s->Text(2);
+  m.api_id = s->Int(3);
+  m.expires_at = s->Int(4);
+  m.comment = s->Text(5);
+  m.created_by = s->Int(6);
+  m.created_at = s->Int(7);
+  return m;
+}
+
+constexpr char kChannelCols[] =
+    "id, name, kind, enabled, min_severity, api_ids_json, config_enc, created_at, updated_at";
+ChannelRecord ReadChannel(Stmt* s) {
+  ChannelRecord c;
+  c.id = s->Int(0);
+  c.name = s->Text(1);
+  c.kind = s->Text(2);
+  c.enabled = s->Int(3) != 0;
+  c.min_severity = s->Text(4);
+  c.api_ids_json = s->Text(5);
+  c.config_enc = s->Text(6);
+  c.created_at = s->Int(7);
+  c.updated_at = s->Int(8);
+  return c;
+}
+// Binds name .. config_enc (1..6).
+void BindChannel(Stmt* s, const ChannelRecord& c) {
+  s->BindText(1, c.name);
+  s->BindText(2, c.kind);
+  s->BindInt(3, c.enabled ? 1 : 0);
+  s->BindText(4, c.min_severity);
+  s->BindText(5, c.api_ids_json);
+  s->BindText(6, c.config_enc);
+}
+
 // --- other rows -----------------------------------------------------------------------------
 
 constexpr char kUserCols[] =
@@ -1081,6 +1220,236 @@ class SqlStore final : public Store {
                       s->BindText(1, key);
                       s->BindText(2, value);
                     });
+    });
+  }
+
+  std::optional<Event> GetEvent(int64_t id) override {
+    return OnPool(std::optional<Event>(), [&](Conn& c) {
+      return OneOn<Event>(
+          c, Cat({"SELECT ", kEventSelectCols, " FROM events WHERE id = ?"}),
+          [&](Stmt* s) { s->BindInt(1, id); }, ReadEvent);
+    });
+  }
+
+  // --- alerts ---
+  Status SaveAlerts(std::vector<AlertRecord*>& alerts) override {
+    if (alerts.empty()) return Status::Ok();
+    return Write(Status::Error("save alerts failed"), [&](Conn& c) {
+      return Tx(c, [&]() -> Status {
+        for (AlertRecord* a : alerts) {
+          const bool insert = a->id == 0;
+          Status st = ExecOn(
+              c,
+              insert ? Cat({"INSERT INTO alerts (", kAlertWriteCols,
+                            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"})
+                     : "UPDATE alerts SET fingerprint=?, api_id=?, detector=?, severity=?, "
+                       "severity_rank=?, status=?, actor=?, endpoint_template=?, count=?, "
+                       "first_seen=?, last_seen=?, touched_at=?, message=?, evidence_json=?, "
+                       "muted_until=?, acknowledged_by=?, acknowledged_at=?, ack_comment=?, "
+                       "resolved_at=?, resolved_by=?, created_at=? WHERE id=?",
+              [&](Stmt* s) {
+                BindAlert(s, *a);
+                if (!insert) s->BindInt(22, a->id);
+              });
+          if (!st.ok) return st;
+          if (insert) a->id = c.LastInsertId();
+        }
+        return Status::Ok();
+      });
+    });
+  }
+  std::optional<AlertRecord> GetAlert(int64_t id) override {
+    return OnPool(std::optional<AlertRecord>(), [&](Conn& c) {
+      return OneOn<AlertRecord>(
+          c, Cat({"SELECT ", kAlertCols, " FROM alerts WHERE id = ?"}),
+          [&](Stmt* s) { s->BindInt(1, id); }, ReadAlert);
+    });
+  }
+  std::vector<AlertRecord> ActiveAlerts() override {
+    return OnPool(std::vector<AlertRecord>(), [&](Conn& c) {
+      return AllOn<AlertRecord>(
+          c,
+          Cat({"SELECT ", kAlertCols,
+               " FROM alerts WHERE status IN ('open', 'acknowledged') ORDER BY id"}),
+          kNoBind, ReadAlert);
+    });
+  }
+  std::vector<AlertRecord> QueryAlerts(const AlertFilter& f) override {
+    Where w;
+    if (!AlertWhere(f, w)) return {};
+    if (f.before_ts) {
+      w.Add("(last_seen < ? OR (last_seen = ? AND id < ?))");
+      w.Double(*f.before_ts);
+      w.Double(*f.before_ts);
+      w.Int(f.before_id > 0 ? f.before_id : INT64_MAX);
+    }
+    std::string q = Cat({"SELECT ", kAlertCols, " FROM alerts", w.sql,
+                         " ORDER BY last_seen DESC, id DESC LIMIT "}) +
+                    std::to_string(std::clamp(f.limit, 1, kMaxLimit));
+    return OnPool(std::vector<AlertRecord>(), [&](Conn& c) {
+      return AllOn<AlertRecord>(
+          c, q, [&](Stmt* s) { w.Bind(s); }, ReadAlert);
+    });
+  }
+  std::vector<AlertCount> CountActiveAlerts(const AlertFilter& f) override {
+    Where w;
+    if (!AlertWhere(f, w)) return {};
+    w.Add("status IN ('open', 'acknowledged')");
+    std::string q =
+        Cat({"SELECT status, severity, COUNT(*) FROM alerts", w.sql, " GROUP BY status, severity"});
+    return OnPool(std::vector<AlertCount>(), [&](Conn& c) {
+      return AllOn<AlertCount>(
+          c, q, [&](Stmt* s) { w.Bind(s); },
+          [](Stmt* s) {
+            return AlertCount{s->Text(0), s->Text(1), s->Int(2)};
+          });
+    });
+  }
+
+  // --- mutes ---
+  Status AddMute(MuteRecord& m) override {
+    return Write(Status::Error("add mute failed"), [&](Conn& c) {
+      Status st = ExecOn(c,
+                         "INSERT INTO mutes (detector, actor, api_id, expires_at, comment, "
+                         "created_by, created_at) VALUES (?,?,?,?,?,?,?)",
+                         [&](Stmt* s) {
+                           s->BindText(1, m.detector);
+                           s->BindText(2, m.actor);
+                           s->BindInt(3, m.api_id);
+                           s->BindInt(4, m.expires_at);
+                           s->BindText(5, m.comment);
+                           s->BindInt(6, m.created_by);
+                           s->BindInt(7, m.created_at);
+                         });
+      if (st.ok) m.id = c.LastInsertId();
+      return st;
+    });
+  }
+  std::vector<MuteRecord> ListMutes() override {
+    return OnPool(std::vector<MuteRecord>(), [&](Conn& c) {
+      return AllOn<MuteRecord>(c, Cat({"SELECT ", kMuteCols, " FROM mutes ORDER BY id"}), kNoBind,
+                               ReadMute);
+    });
+  }
+  std::optional<MuteRecord> GetMute(int64_t id) override {
+    return OnPool(std::optional<MuteRecord>(), [&](Conn& c) {
+      return OneOn<MuteRecord>(
+          c, Cat({"SELECT ", kMuteCols, " FROM mutes WHERE id = ?"}),
+          [&](Stmt* s) { s->BindInt(1, id); }, ReadMute);
+    });
+  }
+  Status DeleteMute(int64_t id) override {
+    return Write(Status::Error("delete mute failed"), [&](Conn& c) {
+      return ExecOn(c, "DELETE FROM mutes WHERE id = ?", [&](Stmt* s) { s->BindInt(1, id); });
+    });
+  }
+
+  // --- channels ---
+  Status CreateChannel(ChannelRecord& ch) override {
+    return Write(Status::Error("create channel failed"), [&](Conn& c) {
+      Status st = ExecOn(c,
+                         "INSERT INTO channels (name, kind, enabled, min_severity, api_ids_json, "
+                         "config_enc, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+                         [&](Stmt* s) {
+                           BindChannel(s, ch);
+                           s->BindInt(7, ch.created_at);
+                           s->BindInt(8, ch.updated_at);
+                         });
+      if (st.ok) ch.id = c.LastInsertId();
+      if (st.conflict) st.message = "a channel with this name exists";
+      return st;
+    });
+  }
+  Status UpdateChannel(const ChannelRecord& ch) override {
+    return Write(Status::Error("update channel failed"), [&](Conn& c) {
+      Status st = ExecOn(c,
+                         "UPDATE channels SET name=?, kind=?, enabled=?, min_severity=?, "
+                         "api_ids_json=?, config_enc=?, updated_at=? WHERE id=?",
+                         [&](Stmt* s) {
+                           BindChannel(s, ch);
+                           s->BindInt(7, ch.updated_at);
+                           s->BindInt(8, ch.id);
+                         });
+      if (st.conflict) st.message = "a channel with this name exists";
+      return st;
+    });
+  }
+  std::optional<ChannelRecord> GetChannel(int64_t id) override {
+    return OnPool(std::optional<ChannelRecord>(), [&](Conn& c) {
+      return OneOn<ChannelRecord>(
+          c, Cat({"SELECT ", kChannelCols, " FROM channels WHERE id = ?"}),
+          [&](Stmt* s) { s->BindInt(1, id); }, ReadChannel);
+    });
+  }
+  std::vector<ChannelRecord> ListChannels() override {
+    return OnPool(std::vector<ChannelRecord>(), [&](Conn& c) {
+      return AllOn<ChannelRecord>(c, Cat({"SELECT ", kChannelCols, " FROM channels ORDER BY id"}),
+                                  kNoBind, ReadChannel);
+    });
+  }
+  Status DeleteChannel(int64_t id) override {
+    return Write(Status::Error("delete channel failed"), [&](Conn& c) {
+      return ExecOn(c, "DELETE FROM channels WHERE id = ?", [&](Stmt* s) { s->BindInt(1, id); });
+    });
+  }
+
+  // --- deliveries ---
+  Status InsertDelivery(DeliveryRecord& d) override {
+    return Write(Status::Error("insert delivery failed"), [&](Conn& c) {
+      Status st =
+          ExecOn(c,
+                 "INSERT INTO deliveries (alert_id, channel_id, channel_name, kind, status, "
+                 "attempts, last_error, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                 [&](Stmt* s) {
+                   s->BindInt(1, d.alert_id);
+                   s->BindInt(2, d.channel_id);
+                   s->BindText(3, d.channel_name);
+                   s->BindText(4, d.kind);
+                   s->BindText(5, d.status);
+                   s->BindInt(6, d.attempts);
+                   s->BindText(7, d.last_error);
+                   s->BindInt(8, d.created_at);
+                   s->BindInt(9, d.updated_at);
+                 });
+      if (st.ok) d.id = c.LastInsertId();
+      return st;
+    });
+  }
+  Status UpdateDelivery(const DeliveryRecord& d) override {
+    return Write(Status::Error("update delivery failed"), [&](Conn& c) {
+      return ExecOn(c,
+                    "UPDATE deliveries SET status=?, attempts=?, last_error=?, updated_at=? "
+                    "WHERE id=?",
+                    [&](Stmt* s) {
+                      s->BindText(1, d.status);
+                      s->BindInt(2, d.attempts);
+                      s->BindText(3, d.last_error);
+                      s->BindInt(4, d.updated_at);
+                      s->BindInt(5, d.id);
+                    });
+    });
+  }
+  std::vector<DeliveryRecord> ListDeliveries(int64_t alert_id) override {
+    return OnPool(std::vector<DeliveryRecord>(), [&](Conn& c) {
+      return AllOn<DeliveryRecord>(
+          c,
+          "SELECT id, alert_id, channel_id, channel_name, kind, status, attempts, last_error, "
+          "created_at, updated_at FROM deliveries WHERE alert_id = ? ORDER BY id",
+          [&](Stmt* s) { s->BindInt(1, alert_id); },
+          [](Stmt* s) {
+            DeliveryRecord d;
+            d.id = s->Int(0);
+            d.alert_id = s->Int(1);
+            d.channel_id = s->Int(2);
+            d.channel_name = s->Text(3);
+            d.kind = s->Text(4);
+            d.status = s->Text(5);
+            d.attempts = static_cast<int>(s->Int(6));
+            d.last_error = s->Text(7);
+            d.created_at = s->Int(8);
+            d.updated_at = s->Int(9);
+            return d;
+          });
     });
   }
 

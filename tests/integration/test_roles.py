@@ -19,6 +19,7 @@ The test fails when the router lists a route the table lacks, or the table has a
 import json
 import secrets
 import subprocess
+import time
 import unittest
 
 import websocket  # Debian python3-websocket
@@ -62,6 +63,25 @@ MATRIX = {
     ("DELETE", "/api/blacklist/:id"):           (401, DENY, 204, 204),
     ("GET", "/api/audit"):                      (401, 403, 403, 200),
     ("GET", "/api/findings"):                   (401, DENY, 200, 200),  # ?api_id= the owner's API
+    ("GET", "/api/alerts"):                     (401, DENY, 200, 200),  # ?api_id= the owner's API
+    ("GET", "/api/alerts/summary"):             (401, DENY, 200, 200),  # ?api_id= the owner's API
+    ("GET", "/api/alerts/:id"):                 (401, DENY, 200, 200),  # an alert of the owner's API
+    ("POST", "/api/alerts/:id/ack"):            (401, DENY, 200, 200),
+    ("POST", "/api/alerts/:id/resolve"):        (401, DENY, 200, 200),
+    ("PUT", "/api/alerts/:id/mute"):            (401, DENY, 200, 200),
+    ("GET", "/api/alerts/:id/deliveries"):      (401, DENY, 200, 200),
+    ("POST", "/api/mutes"):                     (401, DENY, 201, 201),  # api_id = the owner's API
+    ("GET", "/api/mutes"):                      (401, 200, 200, 200),
+    ("DELETE", "/api/mutes/:id"):               (401, DENY, 204, 204),  # owner = the mute's creator
+    ("POST", "/api/channels"):                  (401, 403, 403, 201),
+    ("GET", "/api/channels"):                   (401, 403, 403, 200),
+    ("GET", "/api/channels/:id"):               (401, 403, 403, 200),
+    ("PUT", "/api/channels/:id"):               (401, 403, 403, 200),
+    ("DELETE", "/api/channels/:id"):            (401, 403, 403, 204),
+    ("POST", "/api/channels/:id/test"):         (401, 403, 403, 202),
+    ("WS", "/ws/alerts"):                       (401, DENY, OK, OK),    # ?api_id= the owner's API
+    ("WS", "/ws/stream"):                       (401, DENY, OK, OK),
+    ("WS", "/ws/metrics"):                      (401, DENY, OK, OK),
     ("GET", "/healthz"):                        (200, 200, 200, 200),
     ("GET", "/readyz"):                         (200, 200, 200, 200),
     ("GET", "/metrics"):                        (200, 200, 200, 200),
@@ -93,6 +113,32 @@ class Fixture:
 
     def agent(self):
         return self.s.enroll_agent(self.t.admin, "role-agent")
+
+    def alert(self):
+        """A new alert of the owner's API (an SQL injection from a fresh client IP)."""
+        ip = f"198.18.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
+        r = self.s.post("/api/ingest", event(self.api()["ingest_key"], client_ip=ip,
+                                             endpoint="/s?q=1%27%20OR%20%271%27%3D%271"))
+        assert r.status == 200, r
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            found = self.s.get(f"/api/alerts?api_id={self.api()['id']}&actor=ip:{ip}", self.t.owner).json()["alerts"]
+            if found:
+                return found[0]
+            time.sleep(0.05)
+        raise AssertionError("no alert for the fixture's event")
+
+    def mute(self):
+        r = self.s.post("/api/mutes", {"actor": "ip:192.0.2.9", "api_id": self.api()["id"],
+                                       "duration_seconds": 60}, self.t.owner)
+        assert r.status == 201, r
+        return r.json()
+
+    def channel(self):
+        r = self.s.post("/api/channels", {"name": "role-" + secrets.token_hex(4), "kind": "webhook",
+                                          "config": {"url": "http://127.0.0.1:9/role"}}, self.t.admin)
+        assert r.status == 201, r
+        return r.json()
 
 
 class RoleMatrixTest(ServerTestCase):
@@ -159,7 +205,8 @@ class RoleMatrixTest(ServerTestCase):
             body = [event(endpoint=f"/role/batch/{who}")]
             if who == "owner":  # the ingest key alone (a Bearer here would be read as an agent token)
                 headers, token = {"X-Api-Key": fx.api()["ingest_key"]}, None
-        elif pattern in ("/api/logs", "/api/export/logs", "/api/metrics", "/api/findings"):
+        elif pattern in ("/api/logs", "/api/export/logs", "/api/metrics", "/api/findings",
+                         "/api/alerts", "/api/alerts/summary"):
             path = f"{pattern}?api_id={fx.api()['id']}"
         elif pattern == "/api/detectors/:id":
             det = self.server.get("/api/detectors", self.admin).json()["detectors"][0]["id"]
@@ -169,7 +216,33 @@ class RoleMatrixTest(ServerTestCase):
         elif pattern in ("/api/whitelist/:id", "/api/blacklist/:id"):
             list_name = pattern.split("/")[2]
             path = f"/api/{list_name}/{fx.entry(list_name)['id']}"
+        elif pattern.startswith("/api/alerts/:id"):
+            path = pattern.replace(":id", str(fx.alert()["id"]))
+            body = {"duration_seconds": 60} if method == "PUT" else ({} if method == "POST" else None)
+        elif pattern == "/api/mutes" and method == "POST":
+            body = {"actor": "ip:192.0.2.9", "api_id": fx.api()["id"], "duration_seconds": 60}
+        elif pattern == "/api/mutes/:id":
+            path = f"/api/mutes/{fx.mute()['id']}"
+        elif pattern == "/api/channels" and method == "POST":
+            body = {"name": f"role-{who}-{secrets.token_hex(3)}", "kind": "webhook",
+                    "config": {"url": "http://127.0.0.1:9/role"}}
+        elif pattern.startswith("/api/channels/:id"):
+            path = pattern.replace(":id", str(fx.channel()["id"]))
+            body = {"enabled": False} if method == "PUT" else None
         return method, path, body, token, headers
+
+    def check_ws_live(self, pattern, who, fx, want):
+        hdrs = ["Authorization: Bearer " + self.tokens[who]] if self.tokens[who] else []
+        try:
+            ws = self.server.ws(f"{pattern}?api_id={fx.api()['id']}", headers=hdrs)
+        except websocket.WebSocketBadStatusException as e:
+            if want == DENY:
+                self.assertIn(e.status_code, (403, 404), f"WS {pattern} as {who}")
+            else:
+                self.assertEqual(e.status_code, want, f"WS {pattern} as {who}")
+            return
+        ws.close()
+        self.assertEqual(want, OK, f"WS {pattern} as {who}: handshake accepted")
 
     def check_ws(self, who, fx, want):
         endpoint = f"/role/ws/{who}-{secrets.token_hex(3)}"
@@ -203,6 +276,9 @@ class RoleMatrixTest(ServerTestCase):
             for who, want in zip(CALLERS, expected):
                 fx = Fixture(self)
                 with self.subTest(route=f"{method} {pattern}", caller=who):
+                    if method == "WS" and pattern != "/ws/ingest":
+                        self.check_ws_live(pattern, who, fx, want)
+                        continue
                     if method == "WS":
                         self.check_ws(who, fx, want)
                         continue

@@ -77,6 +77,10 @@ class WsConnection {
   // Sends one text message; false when the connection is gone.
   virtual asio::awaitable<bool> Write(std::string message) = 0;
   virtual asio::awaitable<void> Close(uint16_t code, std::string reason) = 0;
+  // Closes the socket at once, without a close frame: pending Read/Write complete with an error.
+  // For a peer that stopped reading (a close frame could never be written). Call on the
+  // connection's executor (the handler's).
+  virtual void Abort() = 0;
 };
 
 // Called after the upgrade; the connection closes when the coroutine returns.

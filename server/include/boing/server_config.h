@@ -96,6 +96,23 @@ struct ServerConfig {
   std::string slack_webhook_url;
   std::string webhook_url;
   std::string webhook_secret;
+  std::string smtp_tls =
+      "auto";  // SMTP_TLS: auto (465 = smtps, else starttls) | starttls | smtps | none
+  std::string smtp_ca_file;          // SMTP_CA_FILE: CA bundle for the SMTP server's certificate
+  int alert_group_window_s = 300;    // findings of one fingerprint within this join its alert
+  int alert_resolve_after_s = 3600;  // an alert quiet this long is resolved automatically
+  int alert_delivery_max_attempts = 5;
+  int alert_delivery_backoff_ms = 2000;  // first retry delay; doubles, with jitter
+  int alert_delivery_timeout_s = 10;     // one attempt (connect + transfer)
+  int alert_delivery_workers = 4;        // a failing channel occupies at most one
+  size_t alert_delivery_queue_max = 10000;
+  bool alert_allow_private_targets = true;  // webhook/Slack URLs on loopback/private addresses
+  size_t ws_send_queue_max = 1000;          // messages queued per WebSocket client; closed beyond
+  // Automatic response: blacklist an alert's IP actor for this long (0 = off), doubling for repeat
+  // offenders up to the max; only alerts of at least this severity.
+  int alert_autoblock_seconds = 0;
+  int alert_autoblock_max_seconds = 86400;
+  std::string alert_autoblock_min_severity = "high";
 
   // LLM (optional).
   bool llm_enabled = false;

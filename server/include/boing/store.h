@@ -155,6 +155,84 @@ struct FindingFilter {
   int limit = 100;
 };
 
+// An alert: findings of one fingerprint (detector + actor + API + endpoint template) grouped.
+struct AlertRecord {
+  int64_t id = 0;
+  std::string fingerprint;  // hex SHA-256 of the four parts
+  int64_t api_id = 0;
+  std::string detector;
+  std::string severity;
+  int severity_rank = 0;
+  std::string status = "open";  // open | acknowledged | resolved
+  std::string actor;
+  std::string endpoint_template;
+  int64_t count = 0;
+  double first_seen = 0;  // event time of the first / last finding, Unix seconds
+  double last_seen = 0;
+  int64_t touched_at = 0;  // wall clock of the last finding (auto-resolve runs on it)
+  std::string message;
+  std::string evidence_json = "{}";
+  int64_t muted_until = 0;  // 0 = not muted
+  std::string acknowledged_by;
+  int64_t acknowledged_at = 0;
+  std::string ack_comment;
+  int64_t resolved_at = 0;
+  std::string resolved_by;
+  int64_t created_at = 0;
+};
+
+struct AlertFilter {
+  std::vector<int64_t> api_ids;  // with restrict_to_apis: only these (empty = nothing)
+  bool restrict_to_apis = false;
+  std::string status;
+  int min_severity_rank = 0;
+  std::string detector;
+  std::string actor;
+  double from_ts = 0;  // on last_seen, inclusive; 0 = no bound
+  double to_ts = 0;    // exclusive
+  // Keyset pagination: rows strictly older than (before_ts, before_id) in (last_seen, id) order.
+  std::optional<double> before_ts;
+  int64_t before_id = 0;
+  int limit = 100;
+};
+
+// A matcher mute: alerts whose detector, actor and API match (empty / 0 = any) are not notified.
+struct MuteRecord {
+  int64_t id = 0;
+  std::string detector;
+  std::string actor;
+  int64_t api_id = 0;
+  int64_t expires_at = 0;
+  std::string comment;
+  int64_t created_by = 0;
+  int64_t created_at = 0;
+};
+
+struct ChannelRecord {
+  int64_t id = 0;
+  std::string name;
+  std::string kind;  // email | webhook | slack
+  bool enabled = true;
+  std::string min_severity = "info";
+  std::string api_ids_json = "[]";  // [] = every API
+  std::string config_enc;           // Fernet token of the config JSON (it holds secrets)
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
+struct DeliveryRecord {
+  int64_t id = 0;
+  int64_t alert_id = 0;
+  int64_t channel_id = 0;
+  std::string channel_name;
+  std::string kind;
+  std::string status = "pending";  // pending | sent | failed | muted
+  int attempts = 0;
+  std::string last_error;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
 // Result of inserting one event of a batch.
 enum class InsertOutcome { kInserted, kDuplicate };
 
@@ -224,6 +302,7 @@ class Store {
   // false. Fills every field. Used by metrics and CSV export.
   virtual Status ScanEvents(const LogFilter& f, const std::function<bool(const Event&)>& fn) = 0;
   virtual int64_t CountEvents() = 0;
+  virtual std::optional<Event> GetEvent(int64_t id) = 0;
 
   // Detector configs.
   virtual std::vector<DetectorConfig> ListDetectors() = 0;
@@ -241,6 +320,36 @@ class Store {
   // returns the newest first.
   virtual Status InsertFindings(std::vector<FindingRecord>& findings) = 0;
   virtual std::vector<FindingRecord> QueryFindings(const FindingFilter& f) = 0;
+
+  // Alerts. SaveAlerts inserts (id 0, sets the id) or updates every record in one transaction.
+  virtual Status SaveAlerts(std::vector<AlertRecord*>& alerts) = 0;
+  virtual std::optional<AlertRecord> GetAlert(int64_t id) = 0;
+  virtual std::vector<AlertRecord> QueryAlerts(const AlertFilter& f) = 0;
+  virtual std::vector<AlertRecord> ActiveAlerts() = 0;  // open or acknowledged
+  // (status, severity, count) of open and acknowledged alerts of the filter's APIs.
+  struct AlertCount {
+    std::string status, severity;
+    int64_t count = 0;
+  };
+  virtual std::vector<AlertCount> CountActiveAlerts(const AlertFilter& f) = 0;
+
+  // Matcher mutes.
+  virtual Status AddMute(MuteRecord& m) = 0;
+  virtual std::vector<MuteRecord> ListMutes() = 0;
+  virtual std::optional<MuteRecord> GetMute(int64_t id) = 0;
+  virtual Status DeleteMute(int64_t id) = 0;
+
+  // Notification channels (names are unique: Conflict).
+  virtual Status CreateChannel(ChannelRecord& c) = 0;
+  virtual Status UpdateChannel(const ChannelRecord& c) = 0;
+  virtual std::optional<ChannelRecord> GetChannel(int64_t id) = 0;
+  virtual std::vector<ChannelRecord> ListChannels() = 0;
+  virtual Status DeleteChannel(int64_t id) = 0;
+
+  // Deliveries of notifications, oldest first per alert.
+  virtual Status InsertDelivery(DeliveryRecord& d) = 0;
+  virtual Status UpdateDelivery(const DeliveryRecord& d) = 0;
+  virtual std::vector<DeliveryRecord> ListDeliveries(int64_t alert_id) = 0;
 
   // Audit log, newest first.
   virtual Status AddAudit(const AuditEntry& a) = 0;
