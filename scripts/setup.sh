@@ -10,8 +10,8 @@ PACKAGES=(
   # libraries
   libboost-all-dev libmysqlcppconn-dev libsqlite3-dev nlohmann-json3-dev libsimdjson-dev
   libssl-dev libargon2-dev zlib1g-dev libgtest-dev libgmock-dev
-  # detection: multi-pattern signature scan
-  libhyperscan-dev
+  # detection: multi-pattern signature scan; One-Class SVM
+  libhyperscan-dev libsvm-dev
   # the eBPF sensor (boing-agent)
   clang libbpf-dev bpftool libelf-dev linux-libc-dev
   # boing-agent's uplink and configuration
@@ -20,6 +20,8 @@ PACKAGES=(
   mariadb-server mariadb-client sqlite3 openssl curl procps nginx-light nodejs wrk
   # Debian's Python modules for the integration tests (run with /usr/bin/python3)
   python3 python3-websocket python3-cryptography
+  # bench/ml: the scikit-learn Isolation Forest the C++ one is compared with
+  python3-sklearn
 )
 
 missing=()

@@ -284,6 +284,7 @@ bool App::Init(std::string* error) {
 
   detection_ = std::make_unique<DetectionWorker>(*store_, cfg_.detection_queue_max,
                                                  static_cast<size_t>(cfg_.detection_batch_size));
+  detection_->SetPayloadClassifier(LoadPayloadModel(cfg_));
   if (Status s = detection_->Reload(); !s.ok) {
     *error = "cannot load detector settings: " + s.message;
     return false;

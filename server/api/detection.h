@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "boing/detect/classifier.h"
 #include "boing/detect/pipeline.h"
 #include "boing/server_config.h"
 #include "boing/store.h"
@@ -32,12 +33,22 @@ FindingRecord ToRecord(const detect::Finding& f, double now);
 nlohmann::json FindingJson(const detect::Finding& f);
 nlohmann::json FindingRecordJson(const FindingRecord& f);
 
+// Where the payload classifier's model is read from: PAYLOAD_MODEL_FILE when set; else
+// DATA_DIR/payload_classifier.model when it exists (written by `boing-server train`); else
+// payload_classifier.model next to the executable (trained at build time).
+std::string PayloadModelPath(const ServerConfig& cfg);
+// Loads that model; logs and returns null when it cannot (payload_classifier then does not run).
+std::shared_ptr<const detect::PayloadClassifier> LoadPayloadModel(const ServerConfig& cfg);
+
 class DetectionWorker {
  public:
   DetectionWorker(Store& store, size_t queue_max, size_t batch_max);
   ~DetectionWorker();
   // Reads detector configs and both lists from the store and hands them to the pipeline.
   Status Reload();
+  void SetPayloadClassifier(std::shared_ptr<const detect::PayloadClassifier> model) {
+    pipeline_.SetPayloadClassifier(std::move(model));
+  }
   // Queues the events stored by a commit (outcome kInserted); may move from `events`.
   void Submit(std::vector<Event>& events, const std::vector<InsertOutcome>& outcomes);
   void Stop();  // processes what is queued, then joins

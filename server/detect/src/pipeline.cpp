@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "boing/detect/bounded_map.h"
+#include "boing/detect/classifier.h"
 #include "boing/detect/content.h"
 #include "boing/detect/stats.h"
 #include "boing/detect/text.h"
@@ -55,9 +56,9 @@ bool ParseSeverity(std::string_view s, Severity* out) {
 
 const std::vector<std::string>& ImplementedDetectors() {
   static const std::vector<std::string> kIds = {
-      "blacklist",   "rate_limit", "sqli",   "xss",       "path_traversal",
-      "cmdi",        "ldapi",      "nosqli", "malformed", "brute_force",
-      "enumeration", "scraping",   "zscore", "percentile"};
+      "blacklist",   "rate_limit", "sqli",   "xss",        "path_traversal",
+      "cmdi",        "ldapi",      "nosqli", "malformed",  "brute_force",
+      "enumeration", "scraping",   "zscore", "percentile", "payload_classifier"};
   return kIds;
 }
 
@@ -106,6 +107,11 @@ struct PctCfg : Base {
   double window = 3600, quantile = 0.99, factor = 3, min_samples = 200, cooldown = 60;
 };
 
+struct ClassifierCfg : Base {
+  double threshold = 0.5;
+  bool headers = false;
+};
+
 struct Settings {
   Base blacklist{true, Severity::kHigh};
   RateCfg rate;
@@ -116,8 +122,10 @@ struct Settings {
   ScrapeCfg scraping;
   ZCfg zscore;
   PctCfg percentile;
+  ClassifierCfg classifier;
   Settings() {
     for (auto& c : content) c.severity = Severity::kHigh;
+    classifier.severity = Severity::kHigh;
     malformed.severity = zscore.severity = percentile.severity = Severity::kLow;
     brute.severity = Severity::kHigh;
   }
@@ -190,6 +198,13 @@ void Apply(Settings& s, const DetectorSettings& d) {
     s.percentile.factor = Num(c, "factor", 3, 1);
     s.percentile.min_samples = Num(c, "min_samples", 200, 1);
     s.percentile.cooldown = Num(c, "cooldown_seconds", 60);
+  } else if (id == "payload_classifier") {
+    base(s.classifier);
+    s.classifier.threshold = std::min(1.0, Num(c, "threshold", 0.5, 0.01));
+    s.classifier.headers = false;
+    if (auto it = c.find("scan_headers"); it != c.end() && it->is_boolean()) {
+      s.classifier.headers = it->get<bool>();
+    }
   } else {
     for (int k = 0; k < kAttackClasses; ++k) {
       if (id == AttackClassId(static_cast<AttackClass>(k))) {
@@ -381,6 +396,8 @@ struct Pipeline::Impl {
   std::vector<DetectorSettings> pending_settings;
   std::vector<ListRule> pending_lists;
   bool pending_lists_set = false;
+  std::shared_ptr<const PayloadClassifier> classifier, pending_classifier;
+  bool pending_classifier_set = false;
 
   // Per-event scratch, reused.
   std::string tmpl, norm, scratch, content_type, ua, location;
@@ -393,6 +410,13 @@ struct Pipeline::Impl {
     int count = 0;
   };
   std::array<ClassHit, kAttackClasses> hits;
+  struct ClassifierHit {
+    double probability = -1;
+    int cls = -1;
+    double cls_probability = 0;
+    std::string location, snippet;
+    int values = 0;  // values classified as attacks
+  } chit;
   simdjson::dom::parser json_parser;
 
   void ApplyPending() {
@@ -404,6 +428,10 @@ struct Pipeline::Impl {
       lists = std::move(pending_lists);
       pending_lists.clear();
       pending_lists_set = false;
+    }
+    if (pending_classifier_set) {
+      classifier = std::move(pending_classifier);
+      pending_classifier_set = false;
     }
     dirty.store(false, std::memory_order_release);
   }
@@ -430,6 +458,22 @@ struct Pipeline::Impl {
       h.rule = nullptr;
       h.count = 0;
     }
+    chit.probability = -1;
+    chit.values = 0;
+  }
+  // The ml stage on one normalised value: keeps the most probable attack of the event.
+  void Classify(std::string_view text, std::string_view location) {
+    const auto& c = settings.classifier;
+    if (!c.enabled || !classifier || text.empty()) return;
+    if (!c.headers && location.rfind("header:", 0) == 0) return;
+    PayloadPrediction p = classifier->Predict(text);
+    if (p.attack_probability >= c.threshold) ++chit.values;
+    if (p.attack_probability <= chit.probability) return;
+    chit.probability = p.attack_probability;
+    chit.cls = p.attack_cls;
+    chit.cls_probability = p.attack_cls_probability;
+    chit.location.assign(location);
+    chit.snippet.assign(text.substr(0, 64));
   }
   void Record(AttackClass c, const char* rule, const char* engine, std::string_view location,
               std::string_view text, size_t end) {
@@ -461,6 +505,7 @@ struct Pipeline::Impl {
       if (const char* r = XssTokenizer(text))
         Record(AttackClass::kXss, r, "tokenizer", location, text, text.size());
     }
+    Classify(text, location);
   }
   void ScanRaw(std::string_view raw, std::string_view location, bool plus_is_space, bool tokenize) {
     if (raw.empty()) return;
@@ -558,6 +603,37 @@ struct Pipeline::Impl {
   }
 
   void EmitContent(const Event* e, std::vector<Finding>& out) {
+    EmitContentRules(e, out);
+    const auto& c = settings.classifier;
+    if (!c.enabled || chit.probability < c.threshold || chit.cls < 0) return;
+    const std::string& cls = classifier->classes()[static_cast<size_t>(chit.cls)];
+    Json ev = {{"location", chit.location},
+               {"probability", chit.probability},
+               {"class", cls},
+               {"class_probability", chit.cls_probability},
+               {"threshold", c.threshold},
+               {"values", chit.values},
+               {"match", chit.snippet}};
+    std::string msg = "payload classified as " + cls +
+                      " (p=" + std::to_string(chit.probability).substr(0, 5) + ") in " +
+                      chit.location;
+    double score = chit.probability / c.threshold;
+    if (e) {
+      out.push_back(Make(*e, "payload_classifier", c,
+                         e->identity.empty() ? "ip:" + e->client_ip : "id:" + e->identity,
+                         std::move(msg), std::move(ev), score));
+    } else {
+      Finding f;
+      f.detector = "payload_classifier";
+      f.severity = c.severity;
+      f.score = score;
+      f.message = std::move(msg);
+      f.evidence = std::move(ev);
+      out.push_back(std::move(f));
+    }
+  }
+
+  void EmitContentRules(const Event* e, std::vector<Finding>& out) {
     for (int k = 0; k < kAttackClasses; ++k) {
       const auto& h = hits[static_cast<size_t>(k)];
       const auto& cfg = settings.content[static_cast<size_t>(k)];
@@ -681,7 +757,7 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
     }
   }
 
-  if (AnyContentEnabled()) {
+  if (AnyContentEnabled() || (settings.classifier.enabled && classifier)) {
     ClearHits();
     std::string_view ep = e.endpoint;
     size_t qpos = ep.find('?');
@@ -987,6 +1063,13 @@ void Pipeline::SetLists(std::vector<ListRule> rules) {
   std::lock_guard lock(impl_->pending_mu);
   impl_->pending_lists = std::move(rules);
   impl_->pending_lists_set = true;
+  impl_->dirty.store(true, std::memory_order_release);
+}
+
+void Pipeline::SetPayloadClassifier(std::shared_ptr<const PayloadClassifier> model) {
+  std::lock_guard lock(impl_->pending_mu);
+  impl_->pending_classifier = std::move(model);
+  impl_->pending_classifier_set = true;
   impl_->dirty.store(true, std::memory_order_release);
 }
 
