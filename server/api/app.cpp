@@ -285,6 +285,7 @@ bool App::Init(std::string* error) {
   detection_ = std::make_unique<DetectionWorker>(*store_, cfg_.detection_queue_max,
                                                  static_cast<size_t>(cfg_.detection_batch_size));
   detection_->SetPayloadClassifier(LoadPayloadModel(cfg_));
+  detection_->SetModelDir(cfg_.data_dir + "/models");
   if (Status s = detection_->Reload(); !s.ok) {
     *error = "cannot load detector settings: " + s.message;
     return false;

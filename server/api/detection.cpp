@@ -37,7 +37,7 @@ constexpr DetectorDefault kDetectors[] = {
     {"percentile", "Rolling percentile analysis", "statistics", "low"},
     {"traffic_spike", "Sudden traffic spikes", "statistics", "medium"},
     {"geo", "Geographic anomalies", "statistics", "medium"},
-    {"isolation_forest", "Isolation Forest", "ml", "medium"},
+    {"isolation_forest", "Isolation Forest", "ml", "low"},
     {"one_class_svm", "One-Class SVM", "ml", "low"},
     {"payload_classifier", "Payload classifier (TF-IDF + logistic regression)", "ml", "high"},
     {"llm", "Local LLM review", "classifier", "medium"},
@@ -107,7 +107,11 @@ std::vector<DetectorConfig> DefaultDetectors(const ServerConfig& cfg, int64_t no
     } else if (id == "isolation_forest" || id == "one_class_svm") {
       config = {{"contamination", cfg.ml_contamination},
                 {"retrain_interval_seconds", cfg.ml_retrain_interval_s},
-                {"batch_size", cfg.detection_batch_size}};
+                {"window_seconds", 60},
+                {"min_requests", 5},
+                {"min_training_windows", 256},
+                {"max_training_windows", 4096},
+                {"cooldown_seconds", 300}};
     } else if (id == "payload_classifier") {
       config = {{"threshold", 0.5}, {"scan_headers", false}};
     } else if (id == "llm") {

@@ -49,6 +49,8 @@ class DetectionWorker {
   void SetPayloadClassifier(std::shared_ptr<const detect::PayloadClassifier> model) {
     pipeline_.SetPayloadClassifier(std::move(model));
   }
+  // Where the Isolation Forest / One-Class SVM models are saved and reloaded (DATA_DIR/models).
+  void SetModelDir(std::string dir) { pipeline_.SetModelDir(std::move(dir)); }
   // Queues the events stored by a commit (outcome kInserted); may move from `events`.
   void Submit(std::vector<Event>& events, const std::vector<InsertOutcome>& outcomes);
   void Stop();  // processes what is queued, then joins

@@ -83,6 +83,7 @@ int32_t IsolationForest::Build(std::vector<uint32_t>& rows, size_t begin, size_t
   const int32_t id = static_cast<int32_t>(nodes_.size());
   nodes_.emplace_back();
   const size_t n = end - begin;
+  nodes_[static_cast<size_t>(id)].size = static_cast<uint32_t>(n);
   if (depth < max_depth && n > 1) {
     // A random feature that is not constant here (as scikit-learn's random splitter), and a
     // threshold drawn uniformly between its minimum and maximum.
@@ -116,7 +117,9 @@ int32_t IsolationForest::Build(std::vector<uint32_t>& rows, size_t begin, size_t
       return id;
     }
   }
-  nodes_[static_cast<size_t>(id)].size = static_cast<uint32_t>(n);
+  // A leaf holds its whole path length: its depth plus the expected depth of the subtree its
+  // rows would have grown (so scoring only walks and adds).
+  nodes_[static_cast<size_t>(id)].threshold = depth + AveragePathLength(static_cast<double>(n));
   return id;
 }
 
@@ -143,36 +146,84 @@ std::unique_ptr<IsolationForest> IsolationForest::Fit(const std::vector<double>&
     }
     m->roots_.push_back(m->Build(rows, 0, rows.size(), 0, max_depth, x, rng));
   }
+  m->Prepare();
   return m;
 }
 
 double IsolationForest::Score(const double* x) const {
-  double total = 0;
-  for (int32_t root : roots_) {
-    const Node* nd = &nodes_[static_cast<size_t>(root)];
-    int depth = 0;
-    while (nd->feature >= 0) {
-      nd = &nodes_[static_cast<size_t>(x[nd->feature] <= nd->threshold ? nd->left : nd->right)];
-      ++depth;
+  double out;
+  ScoreBatch(x, 1, &out);
+  return out;
+}
+
+void IsolationForest::Prepare() {
+  // Leaves loop to themselves, so every walk takes exactly max_depth_ steps without a branch on
+  // the node kind, and several rows can walk a tree side by side.
+  walk_.resize(nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const Node& n = nodes_[i];
+    Step& w = walk_[i];
+    if (n.feature >= 0) {
+      w = {static_cast<uint32_t>(n.feature), {n.left, n.right}, n.threshold};
+    } else {
+      w = {0, {static_cast<int32_t>(i), static_cast<int32_t>(i)}, 0};
     }
-    total += depth + AveragePathLength(nd->size);
   }
-  double mean = total / static_cast<double>(roots_.size());
-  return std::exp2(-mean / AveragePathLength(sample_));
+  max_depth_ = static_cast<int>(std::ceil(std::log2(std::max<double>(sample_, 2.0))));
+}
+
+void IsolationForest::ScoreBatch(const double* x, size_t n, double* out) const {
+  // Tree by tree (one tree's nodes stay in cache), eight rows at a time (their walks overlap).
+  constexpr size_t kLanes = 8;
+  std::fill(out, out + n, 0.0);
+  const Step* walk = walk_.data();
+  for (int32_t root : roots_) {
+    size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      int32_t cur[kLanes];
+      const double* row[kLanes];
+      for (size_t j = 0; j < kLanes; ++j) {
+        cur[j] = root;
+        row[j] = x + (i + j) * d_;
+      }
+      for (int step = 0; step < max_depth_; ++step) {
+        for (size_t j = 0; j < kLanes; ++j) {
+          const Step& s = walk[cur[j]];
+          cur[j] = s.child[!(row[j][s.feature] <= s.threshold)];
+        }
+      }
+      for (size_t j = 0; j < kLanes; ++j)
+        out[i + j] += nodes_[static_cast<size_t>(cur[j])].threshold;
+    }
+    for (; i < n; ++i) {
+      const double* r = x + i * d_;
+      int32_t cur = root;
+      for (int step = 0; step < max_depth_; ++step) {
+        const Step& s = walk[cur];
+        cur = s.child[!(r[s.feature] <= s.threshold)];
+      }
+      out[i] += nodes_[static_cast<size_t>(cur)].threshold;
+    }
+  }
+  const double norm = static_cast<double>(roots_.size()) * AveragePathLength(sample_);
+  for (size_t i = 0; i < n; ++i) out[i] = std::exp2(-out[i] / norm);
 }
 
 std::vector<double> IsolationForest::Explain(const double* x) const {
+  // Each split on x's path is credited with the information it took to isolate x there:
+  // log2(points at the node / points on x's side). A split that cuts x off from almost all
+  // training points counts for much; one that halves the crowd counts for one bit.
   std::vector<double> w(d_, 0.0);
   double sum = 0;
   for (int32_t root : roots_) {
     const Node* nd = &nodes_[static_cast<size_t>(root)];
-    int depth = 0;
     while (nd->feature >= 0) {
-      double v = 1.0 / (depth + 1);
+      const Node* next =
+          &nodes_[static_cast<size_t>(x[nd->feature] <= nd->threshold ? nd->left : nd->right)];
+      double v = std::log2(std::max<double>(nd->size, 1) / std::max<double>(next->size, 1));
       w[static_cast<size_t>(nd->feature)] += v;
       sum += v;
-      nd = &nodes_[static_cast<size_t>(x[nd->feature] <= nd->threshold ? nd->left : nd->right)];
-      ++depth;
+      nd = next;
     }
   }
   if (sum > 0)
@@ -235,9 +286,23 @@ std::unique_ptr<IsolationForest> IsolationForest::Parse(std::string_view bytes,
           n.right <= static_cast<int32_t>(i) || static_cast<uint32_t>(n.left) >= count ||
           static_cast<uint32_t>(n.right) >= count || !std::isfinite(n.threshold))
         return bad("split node");
-    } else if (n.feature != -1 || n.size > sample) {
+    } else if (n.feature != -1 || !std::isfinite(n.threshold) || n.threshold < 0 ||
+               n.threshold > 64) {
       return bad("leaf node");
     }
+    if (n.size > sample) return bad("node size");
+  }
+  m->Prepare();
+  // Every leaf must lie within max_depth_ of its root (scoring walks exactly that many steps).
+  std::vector<int> depth(count, -1);
+  for (int32_t r : m->roots_) depth[static_cast<size_t>(r)] = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    const Node& n = m->nodes_[i];
+    if (depth[i] < 0) return bad("node outside every tree");
+    if (n.feature < 0) continue;
+    if (depth[i] + 1 > m->max_depth_) return bad("tree deeper than its sample allows");
+    depth[static_cast<size_t>(n.left)] = depth[i] + 1;
+    depth[static_cast<size_t>(n.right)] = depth[i] + 1;
   }
   return m;
 }

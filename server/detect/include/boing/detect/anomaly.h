@@ -30,8 +30,10 @@ class IsolationForest {
   // 2^(-E[h(x)] / c(sample_size)) in (0, 1]: about 0.5 for ordinary points, towards 1 for
   // points isolated in few splits (scikit-learn's score_samples, negated).
   double Score(const double* x) const;
-  // How much each feature drove the score: the share of the splits on x's paths (weighted by how
-  // early they came) that used it. Sums to 1.
+  // Score() of n rows (row-major) into out[0..n).
+  void ScoreBatch(const double* x, size_t n, double* out) const;
+  // How much each feature drove the score: its share of the isolation along x's paths (each split
+  // credited with log2 of the training points at the node over those on x's side). Sums to 1.
   std::vector<double> Explain(const double* x) const;
 
   std::string Serialize() const;
@@ -43,8 +45,8 @@ class IsolationForest {
   struct Node {
     int32_t feature = -1;  // -1: leaf
     int32_t left = 0, right = 0;
-    uint32_t size = 0;  // rows that reached a leaf
-    double threshold = 0;
+    uint32_t size = 0;     // training rows that reached the node
+    double threshold = 0;  // a leaf's: its depth + AveragePathLength(size)
   };
   IsolationForest() = default;
   int32_t Build(std::vector<uint32_t>& rows, size_t begin, size_t end, int depth, int max_depth,
@@ -54,6 +56,15 @@ class IsolationForest {
   std::vector<Node> nodes_;
   std::vector<int32_t> roots_;
   std::vector<uint32_t> scratch_;
+  // The trees for scoring: leaves point to themselves, so each walk is max_depth_ steps.
+  struct Step {
+    uint32_t feature;
+    int32_t child[2];
+    double threshold;
+  };
+  void Prepare();
+  std::vector<Step> walk_;
+  int max_depth_ = 0;
 };
 
 // The average path length of an unsuccessful search in a binary search tree of n points.

@@ -66,7 +66,8 @@ struct PipelineLimits {
 
 struct PipelineCounters {
   uint64_t events = 0, findings = 0, whitelisted = 0, evictions = 0;
-  size_t actors = 0, templates = 0;  // live entries over all APIs
+  uint64_t ml_windows = 0, ml_trainings = 0;  // actor windows scored, anomaly model trainings
+  size_t actors = 0, templates = 0;           // live entries over all APIs
 };
 
 class PayloadClassifier;
@@ -85,6 +86,9 @@ class Pipeline {
   void SetLists(std::vector<ListRule> rules);
   // The model of the `payload_classifier` detector (none: that detector does not run).
   void SetPayloadClassifier(std::shared_ptr<const PayloadClassifier> model);
+  // Where the ml stage saves each API's anomaly models after training (api-<id>.iforest,
+  // .ocsvm, .ml.json) and reads them back when the API is first seen; applies from the next event.
+  void SetModelDir(std::string dir);
 
   // Appends the findings of one event (at most one per detector).
   void Process(const Event& e, std::vector<Finding>& out);
