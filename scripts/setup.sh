@@ -10,8 +10,8 @@ PACKAGES=(
   # libraries
   libboost-all-dev libmysqlcppconn-dev libsqlite3-dev nlohmann-json3-dev libsimdjson-dev
   libssl-dev libargon2-dev zlib1g-dev libgtest-dev libgmock-dev
-  # detection: multi-pattern signature scan
-  libhyperscan-dev
+  # detection: multi-pattern signature scan; One-Class SVM
+  libhyperscan-dev libsvm-dev
   # the eBPF sensor (boing-agent)
   clang libbpf-dev bpftool libelf-dev linux-libc-dev
   # boing-agent's uplink and configuration
@@ -24,6 +24,8 @@ PACKAGES=(
   python3 python3-websocket python3-cryptography python3-aiosmtpd
   # packaging: .deb with CPack (dpkg-shlibdeps, file), systemd-analyze verify, manifest parsing
   dpkg-dev file systemd python3-yaml
+  # bench/ml: the scikit-learn Isolation Forest the C++ one is compared with
+  python3-sklearn
 )
 
 missing=()

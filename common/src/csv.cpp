@@ -33,4 +33,70 @@ void AppendRecord(std::string& out, const std::vector<std::string>& fields) {
   out.append("\r\n");
 }
 
+bool Reader::Next(std::vector<std::string>& fields) {
+  fields.clear();
+  if (!error_.empty()) return false;
+  record_line_ = line_;
+  std::string field;
+  size_t bytes = 0;
+  bool quoted = false, after_quote = false, any = false;
+  std::streambuf* buf = in_.rdbuf();
+  for (;;) {
+    int ch = buf ? buf->sbumpc() : std::char_traits<char>::eof();
+    if (ch == std::char_traits<char>::eof()) {
+      if (quoted) {
+        error_ = "unterminated quoted field (opened on line " + std::to_string(record_line_) + ")";
+        return false;
+      }
+      if (!any) return false;
+      fields.push_back(std::move(field));
+      return true;
+    }
+    any = true;
+    char c = static_cast<char>(ch);
+    if (++bytes > max_record_bytes_) {
+      error_ = "record longer than " + std::to_string(max_record_bytes_) + " bytes";
+      return false;
+    }
+    if (c == '\n') ++line_;
+    if (quoted) {
+      if (c == '"') {
+        if (buf->sgetc() == '"') {
+          buf->sbumpc();
+          field += '"';
+        } else {
+          quoted = false;
+          after_quote = true;
+        }
+      } else {
+        field += c;
+      }
+      continue;
+    }
+    if (c == ',') {
+      fields.push_back(std::move(field));
+      field.clear();
+      after_quote = false;
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r') {
+        if (buf->sgetc() != '\n') {
+          error_ = "bare carriage return outside quotes";
+          return false;
+        }
+        buf->sbumpc();
+        ++line_;
+      }
+      fields.push_back(std::move(field));
+      return true;
+    } else if (after_quote) {
+      error_ = std::string("unexpected character '") + c + "' after a closing quote";
+      return false;
+    } else if (c == '"' && field.empty()) {
+      quoted = true;
+    } else {
+      field += c;
+    }
+  }
+}
+
 }  // namespace boing::csv

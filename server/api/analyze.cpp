@@ -1,9 +1,12 @@
 #include "analyze.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
+#include <map>
 #include <string>
 
 #include "detection.h"
@@ -80,6 +83,13 @@ int RunAnalyze(const ServerConfig& cfg, const AnalyzeOptions& o, std::istream& i
   using Json = nlohmann::json;
   detect::Pipeline pipeline;
   pipeline.Configure(ToSettings(DefaultDetectors(cfg, static_cast<int64_t>(std::time(nullptr)))));
+  {
+    std::string error;
+    std::shared_ptr<const detect::PayloadClassifier> model =
+        detect::PayloadClassifier::Load(PayloadModelPath(cfg), &error);
+    if (!model) std::cerr << "boing-server analyze: payload_classifier off: " << error << '\n';
+    pipeline.SetPayloadClassifier(std::move(model));
+  }
   std::vector<detect::Finding> found;
   std::string line;
   while (std::getline(in, line)) {
@@ -112,6 +122,62 @@ int RunAnalyze(const ServerConfig& cfg, const AnalyzeOptions& o, std::istream& i
   }
   out.flush();
   return in.bad() ? 1 : 0;
+}
+
+int RunTrain(const ServerConfig& cfg, const TrainCommand& t, std::ostream& out, std::ostream& err) {
+  using Clock = std::chrono::steady_clock;
+  auto t0 = Clock::now();
+  if (t.data.empty()) {
+    err << "boing-server train: --data FILE.csv is required\n";
+    return 1;
+  }
+  detect::CsvOptions o;
+  o.value_column = t.value_column;
+  o.label_column = t.label_column;
+  o.rows = t.rows;
+  detect::LabelledValues data;
+  std::string error;
+  if (!detect::ReadLabelledCsv(t.data, o, &data, &error)) {
+    err << "boing-server train: " << error << '\n';
+    return 1;
+  }
+  auto model = detect::PayloadClassifier::Train(data, detect::TrainOptions{}, &error);
+  if (!model) {
+    err << "boing-server train: " << t.data << ": " << error << '\n';
+    return 1;
+  }
+  std::string path = t.out.empty() ? cfg.data_dir + "/payload_classifier.model" : t.out;
+  std::error_code ec;
+  auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (!model->Save(path, &error)) {
+    err << "boing-server train: " << error << '\n';
+    return 1;
+  }
+  // Fit on the training rows (not a quality figure: measure that on rows training never saw).
+  std::map<int, std::pair<size_t, size_t>> fit;  // label -> (rows, predicted as that label)
+  for (size_t i = 0; i < data.values.size(); ++i) {
+    auto p = model->PredictRaw(data.values[i]);
+    auto& f = fit[data.labels[i]];
+    ++f.first;
+    if (p.cls == data.labels[i]) ++f.second;
+  }
+  nlohmann::json classes = nlohmann::json::object();
+  for (const auto& [label, f] : fit) {
+    classes[data.classes[static_cast<size_t>(label)]] = {
+        {"rows", f.first}, {"training_accuracy", static_cast<double>(f.second) / f.first}};
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  out << nlohmann::json{{"model", path},
+                        {"rows", data.values.size()},
+                        {"benign_label",
+                         model->classes()[static_cast<size_t>(model->benign_class())]},
+                        {"features", model->FeatureCount()},
+                        {"classes", classes},
+                        {"seconds", secs}}
+             .dump()
+      << '\n';
+  return 0;
 }
 
 }  // namespace boing

@@ -27,4 +27,14 @@ std::string ParseCombinedLine(std::string_view line, Event& e);
 int RunAnalyze(const ServerConfig& cfg, const AnalyzeOptions& o, std::istream& in,
                std::ostream& out);
 
+// `boing-server train`: trains the payload classifier on a labelled CSV and writes the model.
+struct TrainCommand {
+  std::string data;  // CSV file (header row with the value and label columns)
+  std::string out;   // model file; empty = DATA_DIR/payload_classifier.model
+  std::string value_column = "payload", label_column = "label";
+  std::string rows = "all";  // all | even | odd (data rows by position)
+};
+// Returns the exit status: 0, or 1 with a message on `err` naming the file and line.
+int RunTrain(const ServerConfig& cfg, const TrainCommand& t, std::ostream& out, std::ostream& err);
+
 }  // namespace boing

@@ -346,6 +346,8 @@ bool App::Init(std::string* error) {
         alerts_->OnFindings(findings);
       },
       [this](const std::vector<Event>& events) { PublishEvents(events); });
+  detection_->SetPayloadClassifier(LoadPayloadModel(cfg_));
+  detection_->SetModelDir(cfg_.data_dir + "/models");
   if (Status s = detection_->Reload(); !s.ok) {
     *error = "cannot load detector settings: " + s.message;
     return false;

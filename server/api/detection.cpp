@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 
 #include "boing/log.h"
 
@@ -36,10 +37,9 @@ constexpr DetectorDefault kDetectors[] = {
     {"percentile", "Rolling percentile analysis", "statistics", "low"},
     {"traffic_spike", "Sudden traffic spikes", "statistics", "medium"},
     {"geo", "Geographic anomalies", "statistics", "medium"},
-    {"isolation_forest", "Isolation Forest", "ml", "medium"},
+    {"isolation_forest", "Isolation Forest", "ml", "low"},
     {"one_class_svm", "One-Class SVM", "ml", "low"},
-    {"payload_classifier", "Payload classifier (TF-IDF + logistic regression)", "classifier",
-     "high"},
+    {"payload_classifier", "Payload classifier (TF-IDF + logistic regression)", "ml", "high"},
     {"llm", "Local LLM review", "classifier", "medium"},
 };
 
@@ -107,7 +107,13 @@ std::vector<DetectorConfig> DefaultDetectors(const ServerConfig& cfg, int64_t no
     } else if (id == "isolation_forest" || id == "one_class_svm") {
       config = {{"contamination", cfg.ml_contamination},
                 {"retrain_interval_seconds", cfg.ml_retrain_interval_s},
-                {"batch_size", cfg.detection_batch_size}};
+                {"window_seconds", 60},
+                {"min_requests", 5},
+                {"min_training_windows", 256},
+                {"max_training_windows", 4096},
+                {"cooldown_seconds", 300}};
+    } else if (id == "payload_classifier") {
+      config = {{"threshold", 0.5}, {"scan_headers", false}};
     } else if (id == "llm") {
       config = {{"endpoint", cfg.llm_endpoint},
                 {"model", cfg.llm_model},
@@ -209,6 +215,34 @@ Json FindingRecordJson(const FindingRecord& f) {
           {"message", f.message},
           {"evidence", evidence.is_discarded() ? Json::object() : evidence},
           {"created_at", f.created_at}};
+}
+
+std::string PayloadModelPath(const ServerConfig& cfg) {
+  if (!cfg.payload_model_file.empty()) return cfg.payload_model_file;
+  std::error_code ec;
+  std::string in_data = cfg.data_dir + "/payload_classifier.model";
+  if (std::filesystem::exists(in_data, ec)) return in_data;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "payload_classifier.model";
+  return (exe.parent_path() / "payload_classifier.model").string();
+}
+
+std::shared_ptr<const detect::PayloadClassifier> LoadPayloadModel(const ServerConfig& cfg) {
+  std::string path = PayloadModelPath(cfg), error;
+  std::shared_ptr<const detect::PayloadClassifier> m =
+      detect::PayloadClassifier::Load(path, &error);
+  if (!m) {
+    log::Warn("payload classifier model not loaded; payload_classifier will not run",
+              {{"error", error}});
+  } else {
+    std::string classes;
+    for (const auto& c : m->classes()) classes += (classes.empty() ? "" : ",") + c;
+    log::Info("payload classifier model loaded",
+              {{"path", path},
+               {"classes", classes},
+               {"features", static_cast<int64_t>(m->FeatureCount())}});
+  }
+  return m;
 }
 
 DetectionWorker::DetectionWorker(Store& store, size_t queue_max, size_t batch_max,

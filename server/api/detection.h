@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "boing/detect/classifier.h"
 #include "boing/detect/pipeline.h"
 #include "boing/server_config.h"
 #include "boing/store.h"
@@ -33,6 +34,13 @@ FindingRecord ToRecord(const detect::Finding& f, double now);
 nlohmann::json FindingJson(const detect::Finding& f);
 nlohmann::json FindingRecordJson(const FindingRecord& f);
 
+// Where the payload classifier's model is read from: PAYLOAD_MODEL_FILE when set; else
+// DATA_DIR/payload_classifier.model when it exists (written by `boing-server train`); else
+// payload_classifier.model next to the executable (trained at build time).
+std::string PayloadModelPath(const ServerConfig& cfg);
+// Loads that model; logs and returns null when it cannot (payload_classifier then does not run).
+std::shared_ptr<const detect::PayloadClassifier> LoadPayloadModel(const ServerConfig& cfg);
+
 class DetectionWorker {
  public:
   // Called on the worker thread with each batch of findings once stored (ids set).
@@ -45,6 +53,11 @@ class DetectionWorker {
   ~DetectionWorker();
   // Reads detector configs and both lists from the store and hands them to the pipeline.
   Status Reload();
+  void SetPayloadClassifier(std::shared_ptr<const detect::PayloadClassifier> model) {
+    pipeline_.SetPayloadClassifier(std::move(model));
+  }
+  // Where the Isolation Forest / One-Class SVM models are saved and reloaded (DATA_DIR/models).
+  void SetModelDir(std::string dir) { pipeline_.SetModelDir(std::move(dir)); }
   // Queues the events stored by a commit (outcome kInserted); may move from `events`.
   void Submit(std::vector<Event>& events, const std::vector<InsertOutcome>& outcomes);
   void Stop();  // processes what is queued, then joins

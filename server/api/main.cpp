@@ -15,7 +15,7 @@
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: boing-server [serve|routes|check|analyze] [options]
+constexpr const char* kUsage = R"(usage: boing-server [serve|routes|check|analyze|train] [options]
 
   serve (default)      run the server
   routes               print every HTTP/WebSocket route as JSON and exit
@@ -23,6 +23,9 @@ constexpr const char* kUsage = R"(usage: boing-server [serve|routes|check|analyz
   analyze              run the detection pipeline on stdin: events as NDJSON (the ingest
                        format), or with --values one raw parameter value per line; writes one
                        JSON line per input line: {"findings":[{"detector","severity",...}]}
+  train                train the payload classifier on a labelled CSV (--data) and write the
+                       model (--out, default DATA_DIR/payload_classifier.model, which the
+                       server then loads instead of the built-in model)
 
 options:
   --listen HOST:PORT   listen address (default 0.0.0.0:8000; port 0 picks a free port)
@@ -34,6 +37,12 @@ options:
   --check              the same as the check command
   --values             (analyze) read one raw value per line instead of events
   --format F           (analyze) ndjson (default) or combined (nginx/Apache access log)
+  --data FILE.csv      (train) labelled values: a header row with payload,label columns; the
+                       benign label is one of norm, normal, benign, clean, valid, 0
+  --out FILE           (train) where to write the model
+  --value-column NAME  (train) column holding the values (default payload)
+  --label-column NAME  (train) column holding the labels (default label)
+  --rows all|even|odd  (train) train on every data row (default) or every other one
 
 Every setting is also read from the environment; see .env.example. Later sources win:
 --config file < environment < flags.
@@ -95,7 +104,8 @@ int main(int argc, char** argv) {
     command = argv[1];
     first = 2;
   }
-  if (command != "serve" && command != "routes" && command != "check" && command != "analyze") {
+  if (command != "serve" && command != "routes" && command != "check" && command != "analyze" &&
+      command != "train") {
     std::fprintf(stderr, "boing-server: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   }
@@ -103,6 +113,7 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, std::string>> flags;
   std::string config_file;
   boing::AnalyzeOptions analyze;
+  boing::TrainCommand train;
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char* name) -> std::optional<std::string> {
@@ -124,6 +135,17 @@ int main(int argc, char** argv) {
     } else if (auto v = command == "analyze" ? value("--format") : std::nullopt) {
       if (*v != "ndjson" && *v != "combined") return Fail({"--format: ndjson or combined"});
       analyze.combined = *v == "combined";
+    } else if (auto v = command == "train" ? value("--data") : std::nullopt) {
+      train.data = *v;
+    } else if (auto v = command == "train" ? value("--out") : std::nullopt) {
+      train.out = *v;
+    } else if (auto v = command == "train" ? value("--value-column") : std::nullopt) {
+      train.value_column = *v;
+    } else if (auto v = command == "train" ? value("--label-column") : std::nullopt) {
+      train.label_column = *v;
+    } else if (auto v = command == "train" ? value("--rows") : std::nullopt) {
+      if (*v != "all" && *v != "even" && *v != "odd") return Fail({"--rows: all, even or odd"});
+      train.rows = *v;
     } else if (a == "--production") {
       flags.emplace_back("BOING_ENV", "production");
     } else if (auto v = value("--listen")) {
@@ -146,6 +168,8 @@ int main(int argc, char** argv) {
 
   boing::ServerConfig cfg;
   if (auto errors = boing::LoadServerConfig(settings, cfg); !errors.empty()) return Fail(errors);
+
+  if (command == "train") return boing::RunTrain(cfg, train, std::cout, std::cerr);
 
   if (command == "analyze") {
     std::ios::sync_with_stdio(false);

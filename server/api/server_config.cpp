@@ -84,6 +84,7 @@ const std::vector<std::string>& ServerConfigVariables() {
                                                  "ML_RETRAIN_INTERVAL_SECONDS",
                                                  "DETECTION_BATCH_SIZE",
                                                  "DETECTION_QUEUE_MAX",
+                                                 "PAYLOAD_MODEL_FILE",
                                                  "SMTP_HOST",
                                                  "SMTP_PORT",
                                                  "SMTP_USER",
@@ -215,6 +216,7 @@ std::vector<std::string> LoadServerConfig(const Settings& s, ServerConfig& c) {
   i64("ML_RETRAIN_INTERVAL_SECONDS", c.ml_retrain_interval_s, 10, 86400 * 30);
   i64("DETECTION_BATCH_SIZE", c.detection_batch_size, 1, 1000000);
   i64("DETECTION_QUEUE_MAX", c.detection_queue_max, 1, 100000000);
+  str("PAYLOAD_MODEL_FILE", c.payload_model_file);
 
   str("SMTP_HOST", c.smtp_host);
   i64("SMTP_PORT", c.smtp_port, 1, 65535);

@@ -2,7 +2,9 @@
 findings are stored and served by /api/findings, and detector or list changes made through the API
 apply from the next event. Also `boing-server analyze` on NDJSON and on raw values."""
 import json
+import os
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -129,10 +131,46 @@ class AnalyzeTest(unittest.TestCase):
         out = self.run_analyze(["--values"], "calle mayor 5\n1' or '1'='1\n<script>alert(1)</script>\n\n")
         self.assertEqual(len(out), 4)
         self.assertEqual(out[0], {"findings": []})
-        self.assertEqual([f["detector"] for f in out[1]["findings"]], ["sqli"])
+        # Signatures first, then the payload classifier (the model built next to the binary).
+        self.assertEqual([f["detector"] for f in out[1]["findings"]], ["sqli", "payload_classifier"])
+        ml = out[1]["findings"][1]
+        self.assertEqual(ml["evidence"]["class"], "sqli")
+        self.assertEqual(ml["evidence"]["location"], "value")
+        self.assertGreater(ml["score"], 1)
         self.assertEqual(out[2]["findings"][0]["detector"], "xss")
         self.assertEqual(out[2]["findings"][0]["severity"], "high")
         self.assertEqual(out[3], {"findings": []})
+
+    def test_train_on_own_data(self):
+        with tempfile.TemporaryDirectory() as d:
+            bad = os.path.join(d, "bad.csv")
+            with open(bad, "w") as f:
+                f.write("payload,label\nhello,norm\nonly-one-field\n")
+            p = subprocess.run([BINARY, "train", "--data", bad], capture_output=True, text=True,
+                               timeout=60, env=dict(os.environ, DATA_DIR=d))
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(bad + ":3: expected 2 fields, found 1", p.stderr)
+            self.assertFalse(os.path.exists(os.path.join(d, "payload_classifier.model")))
+            # A user's own labels: "secret" values are the attack class here.
+            good = os.path.join(d, "mine.csv")
+            with open(good, "w") as f:
+                f.write("payload,label\n")
+                for i in range(60):
+                    f.write(f"order-{i},benign\nTOPSECRET-{i * 7},leak\n")
+            p = subprocess.run([BINARY, "train", "--data", good], capture_output=True, text=True,
+                               timeout=60, env=dict(os.environ, DATA_DIR=d))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            summary = json.loads(p.stdout)
+            self.assertEqual(summary["rows"], 120)
+            self.assertEqual(summary["benign_label"], "benign")
+            # analyze picks the retrained model up from DATA_DIR.
+            r = subprocess.run([BINARY, "analyze", "--values"], input="topsecret-999\norder-5\n",
+                               capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, DATA_DIR=d))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out = [json.loads(line) for line in r.stdout.splitlines()]
+            self.assertEqual([f["evidence"]["class"] for f in out[0]["findings"]], ["leak"])
+            self.assertEqual(out[1]["findings"], [])
 
     def test_ndjson_events(self):
         lines = [json.dumps(event(endpoint="/a?id=1%20union%20select%201")),

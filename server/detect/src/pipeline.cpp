@@ -8,10 +8,17 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <numeric>
+#include <optional>
+#include <sstream>
 #include <unordered_map>
 
+#include "boing/detect/anomaly.h"
 #include "boing/detect/bounded_map.h"
+#include "boing/detect/classifier.h"
 #include "boing/detect/content.h"
 #include "boing/detect/stats.h"
 #include "boing/detect/text.h"
@@ -54,10 +61,23 @@ bool ParseSeverity(std::string_view s, Severity* out) {
 }
 
 const std::vector<std::string>& ImplementedDetectors() {
-  static const std::vector<std::string> kIds = {
-      "blacklist",   "rate_limit", "sqli",   "xss",       "path_traversal",
-      "cmdi",        "ldapi",      "nosqli", "malformed", "brute_force",
-      "enumeration", "scraping",   "zscore", "percentile"};
+  static const std::vector<std::string> kIds = {"blacklist",
+                                                "rate_limit",
+                                                "sqli",
+                                                "xss",
+                                                "path_traversal",
+                                                "cmdi",
+                                                "ldapi",
+                                                "nosqli",
+                                                "malformed",
+                                                "brute_force",
+                                                "enumeration",
+                                                "scraping",
+                                                "zscore",
+                                                "percentile",
+                                                "isolation_forest",
+                                                "one_class_svm",
+                                                "payload_classifier"};
   return kIds;
 }
 
@@ -106,6 +126,17 @@ struct PctCfg : Base {
   double window = 3600, quantile = 0.99, factor = 3, min_samples = 200, cooldown = 60;
 };
 
+struct ClassifierCfg : Base {
+  double threshold = 0.5;
+  bool headers = false;
+};
+
+// The anomaly models of the ml stage (isolation_forest, one_class_svm).
+struct MlCfg : Base {
+  double contamination = 0.1, retrain_interval = 3600, window = 60, min_requests = 5;
+  double min_training_windows = 256, max_training_windows = 4096, cooldown = 300;
+};
+
 struct Settings {
   Base blacklist{true, Severity::kHigh};
   RateCfg rate;
@@ -116,8 +147,12 @@ struct Settings {
   ScrapeCfg scraping;
   ZCfg zscore;
   PctCfg percentile;
+  ClassifierCfg classifier;
+  MlCfg forest, svm;
   Settings() {
+    forest.severity = svm.severity = Severity::kLow;
     for (auto& c : content) c.severity = Severity::kHigh;
+    classifier.severity = Severity::kHigh;
     malformed.severity = zscore.severity = percentile.severity = Severity::kLow;
     brute.severity = Severity::kHigh;
   }
@@ -190,6 +225,24 @@ void Apply(Settings& s, const DetectorSettings& d) {
     s.percentile.factor = Num(c, "factor", 3, 1);
     s.percentile.min_samples = Num(c, "min_samples", 200, 1);
     s.percentile.cooldown = Num(c, "cooldown_seconds", 60);
+  } else if (id == "isolation_forest" || id == "one_class_svm") {
+    MlCfg& m = id == "isolation_forest" ? s.forest : s.svm;
+    base(m);
+    m.contamination = std::clamp(Num(c, "contamination", 0.1, 1e-4), 1e-4, 0.5);
+    m.retrain_interval = Num(c, "retrain_interval_seconds", 3600, 10);
+    m.window = Num(c, "window_seconds", 60, 1);
+    m.min_requests = Num(c, "min_requests", 5, 1);
+    m.min_training_windows = Num(c, "min_training_windows", 256, 16);
+    m.max_training_windows =
+        std::max(m.min_training_windows, Num(c, "max_training_windows", 4096, 16));
+    m.cooldown = Num(c, "cooldown_seconds", 300);
+  } else if (id == "payload_classifier") {
+    base(s.classifier);
+    s.classifier.threshold = std::min(1.0, Num(c, "threshold", 0.5, 0.01));
+    s.classifier.headers = false;
+    if (auto it = c.find("scan_headers"); it != c.end() && it->is_boolean()) {
+      s.classifier.headers = it->get<bool>();
+    }
   } else {
     for (int k = 0; k < kAttackClasses; ++k) {
       if (id == AttackClassId(static_cast<AttackClass>(k))) {
@@ -257,7 +310,45 @@ struct Distinct {
   }
 };
 
+// The ml stage's per-actor window: the features of one actor's requests in one tumbling window.
+constexpr size_t kMlFeatures = 9;
+constexpr const char* kMlFeatureNames[kMlFeatures] = {
+    "requests",           "distinct_templates", "not_found_ratio",
+    "auth_failure_ratio", "server_error_ratio", "size_zscore",
+    "latency_zscore",     "interarrival_cv",    "write_ratio"};
+
+struct MlWindow {
+  double start = -1, last = -1;
+  uint32_t n = 0, not_found = 0, auth = 0, server_errors = 0, writes = 0, gaps = 0;
+  uint64_t templates = 0;  // 64-bit linear-counting bitmap of template hashes
+  float size_z = 0, latency_z = 0;
+  double gap_sum = 0, gap_sq = 0;
+  bool flagged = false;  // another detector raised a finding for the actor in this window
+
+  std::array<double, kMlFeatures> Features() const {
+    double nd = std::max<double>(n, 1);
+    int zeros = 64 - __builtin_popcountll(templates);
+    double distinct = zeros == 0 ? 64 * std::log(64.0) : -64.0 * std::log(zeros / 64.0);
+    double cv = 0;
+    if (gaps >= 2) {
+      double mean = gap_sum / gaps;
+      double var = std::max(0.0, gap_sq / gaps - mean * mean);
+      cv = mean > 1e-9 ? std::sqrt(var) / mean : 0;
+    }
+    return {std::log1p(static_cast<double>(n)),
+            std::log1p(distinct),
+            not_found / nd,
+            auth / nd,
+            server_errors / nd,
+            size_z / nd,
+            latency_z / nd,
+            std::min(cv, 100.0),
+            writes / nd};
+  }
+};
+
 struct ActorState {
+  MlWindow ml;
   Sliding minute, hour;
   Tumbling auth;       // auth failures
   Tumbling not_found;  // count = requests, hits = 404s
@@ -283,7 +374,27 @@ struct EnumState {
   Distinct ids;
 };
 
+// One API's anomaly models and the recent clean windows they are trained on.
+struct MlState {
+  std::vector<double> clean;  // ring of clean windows (kMlFeatures values each)
+  size_t next = 0, count = 0;
+  double trained_at = -1;  // event time of the last training
+  bool loaded = false;     // saved models were looked for
+  std::unique_ptr<IsolationForest> forest;
+  std::unique_ptr<OneClassSvm> svm;
+  double forest_threshold = 1, svm_threshold = 0;
+  std::array<double, kMlFeatures> mean{}, sd{};  // of the training windows, for evidence
+  void Add(const std::array<double, kMlFeatures>& f, size_t capacity) {
+    clean.resize(capacity * kMlFeatures);
+    if (next >= capacity) next = 0;
+    std::copy(f.begin(), f.end(), clean.begin() + static_cast<std::ptrdiff_t>(next * kMlFeatures));
+    next = (next + 1) % capacity;
+    count = std::min(count + 1, capacity);
+  }
+};
+
 struct ApiState {
+  MlState ml;
   BoundedMap<uint64_t, ActorState> actors;
   BoundedMap<uint64_t, TemplateState> templates;
   BoundedMap<uint64_t, EnumState> enum_keys;
@@ -381,6 +492,10 @@ struct Pipeline::Impl {
   std::vector<DetectorSettings> pending_settings;
   std::vector<ListRule> pending_lists;
   bool pending_lists_set = false;
+  std::shared_ptr<const PayloadClassifier> classifier, pending_classifier;
+  bool pending_classifier_set = false;
+  std::string model_dir;  // where the anomaly models are saved; empty = not saved
+  std::optional<std::string> pending_model_dir;
 
   // Per-event scratch, reused.
   std::string tmpl, norm, scratch, content_type, ua, location;
@@ -393,6 +508,13 @@ struct Pipeline::Impl {
     int count = 0;
   };
   std::array<ClassHit, kAttackClasses> hits;
+  struct ClassifierHit {
+    double probability = -1;
+    int cls = -1;
+    double cls_probability = 0;
+    std::string location, snippet;
+    int values = 0;  // values classified as attacks
+  } chit;
   simdjson::dom::parser json_parser;
 
   void ApplyPending() {
@@ -404,6 +526,14 @@ struct Pipeline::Impl {
       lists = std::move(pending_lists);
       pending_lists.clear();
       pending_lists_set = false;
+    }
+    if (pending_model_dir) {
+      model_dir = std::move(*pending_model_dir);
+      pending_model_dir.reset();
+    }
+    if (pending_classifier_set) {
+      classifier = std::move(pending_classifier);
+      pending_classifier_set = false;
     }
     dirty.store(false, std::memory_order_release);
   }
@@ -430,6 +560,22 @@ struct Pipeline::Impl {
       h.rule = nullptr;
       h.count = 0;
     }
+    chit.probability = -1;
+    chit.values = 0;
+  }
+  // The ml stage on one normalised value: keeps the most probable attack of the event.
+  void Classify(std::string_view text, std::string_view location) {
+    const auto& c = settings.classifier;
+    if (!c.enabled || !classifier || text.empty()) return;
+    if (!c.headers && location.rfind("header:", 0) == 0) return;
+    PayloadPrediction p = classifier->Predict(text);
+    if (p.attack_probability >= c.threshold) ++chit.values;
+    if (p.attack_probability <= chit.probability) return;
+    chit.probability = p.attack_probability;
+    chit.cls = p.attack_cls;
+    chit.cls_probability = p.attack_cls_probability;
+    chit.location.assign(location);
+    chit.snippet.assign(text.substr(0, 64));
   }
   void Record(AttackClass c, const char* rule, const char* engine, std::string_view location,
               std::string_view text, size_t end) {
@@ -461,6 +607,7 @@ struct Pipeline::Impl {
       if (const char* r = XssTokenizer(text))
         Record(AttackClass::kXss, r, "tokenizer", location, text, text.size());
     }
+    Classify(text, location);
   }
   void ScanRaw(std::string_view raw, std::string_view location, bool plus_is_space, bool tokenize) {
     if (raw.empty()) return;
@@ -558,6 +705,37 @@ struct Pipeline::Impl {
   }
 
   void EmitContent(const Event* e, std::vector<Finding>& out) {
+    EmitContentRules(e, out);
+    const auto& c = settings.classifier;
+    if (!c.enabled || chit.probability < c.threshold || chit.cls < 0) return;
+    const std::string& cls = classifier->classes()[static_cast<size_t>(chit.cls)];
+    Json ev = {{"location", chit.location},
+               {"probability", chit.probability},
+               {"class", cls},
+               {"class_probability", chit.cls_probability},
+               {"threshold", c.threshold},
+               {"values", chit.values},
+               {"match", chit.snippet}};
+    std::string msg = "payload classified as " + cls +
+                      " (p=" + std::to_string(chit.probability).substr(0, 5) + ") in " +
+                      chit.location;
+    double score = chit.probability / c.threshold;
+    if (e) {
+      out.push_back(Make(*e, "payload_classifier", c,
+                         e->identity.empty() ? "ip:" + e->client_ip : "id:" + e->identity,
+                         std::move(msg), std::move(ev), score));
+    } else {
+      Finding f;
+      f.detector = "payload_classifier";
+      f.severity = c.severity;
+      f.score = score;
+      f.message = std::move(msg);
+      f.evidence = std::move(ev);
+      out.push_back(std::move(f));
+    }
+  }
+
+  void EmitContentRules(const Event* e, std::vector<Finding>& out) {
     for (int k = 0; k < kAttackClasses; ++k) {
       const auto& h = hits[static_cast<size_t>(k)];
       const auto& cfg = settings.content[static_cast<size_t>(k)];
@@ -586,6 +764,223 @@ struct Pipeline::Impl {
   }
 
   void Process(const Event& e, std::vector<Finding>& out);
+
+  // --- ml stage ---
+  std::string ModelPath(int64_t api_id, const char* kind) const {
+    return model_dir + "/api-" + std::to_string(api_id) + "." + kind;
+  }
+  static bool ReadAll(const std::string& path, std::string* bytes) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return false;
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    *bytes = ss.str();
+    return true;
+  }
+  static void WriteAll(const std::string& path, const std::string& bytes) {
+    std::string tmp = path + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+      f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      if (!f.flush()) return;
+    }
+    std::rename(tmp.c_str(), path.c_str());
+  }
+  // Saved models of an API, read once when its state is first needed.
+  void LoadModels(int64_t api_id, MlState& ml) {
+    ml.loaded = true;
+    if (model_dir.empty()) return;
+    std::string bytes, error;
+    if (!ReadAll(ModelPath(api_id, "ml.json"), &bytes)) return;
+    Json meta = Json::parse(bytes, nullptr, false);
+    if (!meta.is_object() || !meta.contains("mean") || !meta["mean"].is_array() ||
+        meta["mean"].size() != kMlFeatures || !meta["sd"].is_array() ||
+        meta["sd"].size() != kMlFeatures) {
+      return;
+    }
+    for (size_t j = 0; j < kMlFeatures; ++j) {
+      ml.mean[j] = meta["mean"][j].is_number() ? meta["mean"][j].get<double>() : 0;
+      ml.sd[j] = meta["sd"][j].is_number() ? meta["sd"][j].get<double>() : 1;
+    }
+    ml.trained_at = meta.value("trained_at", -1.0);
+    if (ReadAll(ModelPath(api_id, "iforest"), &bytes)) {
+      ml.forest = IsolationForest::Parse(bytes, &error);
+      if (ml.forest && ml.forest->dims() != kMlFeatures) ml.forest.reset();
+      ml.forest_threshold = meta.value("forest_threshold", 1.0);
+    }
+    if (ReadAll(ModelPath(api_id, "ocsvm"), &bytes)) {
+      ml.svm = OneClassSvm::Parse(bytes, &error);
+      if (ml.svm && ml.svm->dims() != kMlFeatures) ml.svm.reset();
+      ml.svm_threshold = meta.value("svm_threshold", 0.0);
+    }
+  }
+  void Train(int64_t api_id, MlState& ml, double t) {
+    const auto& fc = settings.forest;
+    std::vector<double> x(ml.clean.begin(),
+                          ml.clean.begin() + static_cast<std::ptrdiff_t>(ml.count * kMlFeatures));
+    const double n = static_cast<double>(ml.count);
+    for (size_t j = 0; j < kMlFeatures; ++j) {
+      double sum = 0, sq = 0;
+      for (size_t i = 0; i < ml.count; ++i) sum += x[i * kMlFeatures + j];
+      ml.mean[j] = sum / n;
+      for (size_t i = 0; i < ml.count; ++i) {
+        double d = x[i * kMlFeatures + j] - ml.mean[j];
+        sq += d * d;
+      }
+      ml.sd[j] = std::sqrt(sq / n);
+    }
+    // The threshold is the (1 - contamination) quantile of the training windows' scores.
+    auto quantile = [&](auto&& score, double contamination) {
+      std::vector<double> s(ml.count);
+      for (size_t i = 0; i < ml.count; ++i) s[i] = score(&x[i * kMlFeatures]);
+      size_t k = static_cast<size_t>(std::floor((1 - contamination) * (n - 1)));
+      std::nth_element(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(k), s.end());
+      return s[k];
+    };
+    ml.trained_at = t;
+    if (fc.enabled) {
+      IsolationForestOptions o;
+      o.seed = static_cast<uint64_t>(api_id) * 7919 + static_cast<uint64_t>(t);
+      ml.forest = IsolationForest::Fit(x, kMlFeatures, o);
+      if (ml.forest) {
+        ml.forest_threshold =
+            quantile([&](const double* v) { return ml.forest->Score(v); }, fc.contamination);
+      }
+    }
+    if (settings.svm.enabled) {
+      OneClassSvmOptions o;
+      o.nu = settings.svm.contamination;
+      o.max_rows = 1000;
+      std::string error;
+      ml.svm = OneClassSvm::Fit(x, kMlFeatures, o, &error);
+      if (ml.svm) ml.svm_threshold = 0;
+    }
+    ++counters.ml_trainings;
+    if (model_dir.empty()) return;
+    std::error_code ec;
+    std::filesystem::create_directories(model_dir, ec);
+    if (ml.forest) WriteAll(ModelPath(api_id, "iforest"), ml.forest->Serialize());
+    if (ml.svm) WriteAll(ModelPath(api_id, "ocsvm"), ml.svm->Serialize());
+    Json meta = {{"features", Json(std::vector<std::string>(std::begin(kMlFeatureNames),
+                                                            std::end(kMlFeatureNames)))},
+                 {"mean", ml.mean},
+                 {"sd", ml.sd},
+                 {"windows", ml.count},
+                 {"trained_at", t},
+                 {"forest_threshold", ml.forest_threshold},
+                 {"svm_threshold", ml.svm_threshold}};
+    WriteAll(ModelPath(api_id, "ml.json"), meta.dump());
+  }
+  Json FeatureJson(const std::array<double, kMlFeatures>& f) const {
+    Json j = Json::object();
+    for (size_t i = 0; i < kMlFeatures; ++i) j[kMlFeatureNames[i]] = f[i];
+    return j;
+  }
+  // The three features with the largest weight, with their values and training baselines.
+  Json Drivers(const std::array<double, kMlFeatures>& f, const std::vector<double>& weight,
+               const MlState& ml, const char* weight_name) const {
+    std::array<size_t, kMlFeatures> idx;
+    std::iota(idx.begin(), idx.end(), size_t{0});
+    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return weight[a] > weight[b]; });
+    Json out = Json::array();
+    for (size_t r = 0; r < 3; ++r) {
+      size_t i = idx[r];
+      out.push_back({{"feature", kMlFeatureNames[i]},
+                     {"value", f[i]},
+                     {"baseline_mean", ml.mean[i]},
+                     {"baseline_sd", ml.sd[i]},
+                     {weight_name, weight[i]}});
+    }
+    return out;
+  }
+  // Closes the actor's window when `t` is past it: trains on it when it was clean, scores it
+  // with the API's models, and starts a new window.
+  void MlStage(const Event& e, ApiState& api, ActorState& actor, const std::string& actor_name,
+               uint64_t tmpl_key, const TemplateState& ts, bool other_findings,
+               std::vector<Finding>& out) {
+    const auto& fc = settings.forest;
+    const auto& sc = settings.svm;
+    if (!fc.enabled && !sc.enabled) return;
+    const double t = e.timestamp;
+    MlState& ml = api.ml;
+    if (!ml.loaded) LoadModels(e.api_id, ml);
+    MlWindow& w = actor.ml;
+    const double window = fc.enabled ? fc.window : sc.window;
+    if (w.start >= 0 && (t >= w.start + window || t < w.start - window)) {
+      if (w.n >= (fc.enabled ? fc.min_requests : sc.min_requests)) {
+        auto f = w.Features();
+        ++counters.ml_windows;
+        const auto& tc = fc.enabled ? fc : sc;
+        const size_t cap = static_cast<size_t>(tc.max_training_windows);
+        if (!w.flagged) ml.Add(f, cap);
+        if (ml.count >= static_cast<size_t>(tc.min_training_windows) &&
+            (ml.trained_at < 0 || t - ml.trained_at >= tc.retrain_interval ||
+             t < ml.trained_at - tc.retrain_interval || (fc.enabled && !ml.forest) ||
+             (sc.enabled && !ml.svm))) {
+          Train(e.api_id, ml, t);
+        }
+        Json window_ev = {
+            {"window_start", w.start}, {"window_seconds", window}, {"features", FeatureJson(f)}};
+        if (fc.enabled && ml.forest) {
+          double score = ml.forest->Score(f.data());
+          if (score > ml.forest_threshold &&
+              CoolDown(api, Hash64(actor_name, 21), t, fc.cooldown)) {
+            Json ev = window_ev;
+            ev["score"] = score;
+            ev["threshold"] = ml.forest_threshold;
+            ev["contamination"] = fc.contamination;
+            ev["drivers"] = Drivers(f, ml.forest->Explain(f.data()), ml, "share");
+            std::string msg = "unusual activity of " + actor_name + ": Isolation Forest score " +
+                              std::to_string(score).substr(0, 5) + " (driven by " +
+                              ev["drivers"][0]["feature"].get<std::string>() + ")";
+            out.push_back(Make(e, "isolation_forest", fc, actor_name, std::move(msg), std::move(ev),
+                               score / ml.forest_threshold));
+          }
+        }
+        if (sc.enabled && ml.svm) {
+          double score = ml.svm->Score(f.data());
+          if (score > ml.svm_threshold && CoolDown(api, Hash64(actor_name, 22), t, sc.cooldown)) {
+            Json ev = window_ev;
+            ev["score"] = score;
+            ev["threshold"] = ml.svm_threshold;
+            ev["nu"] = sc.contamination;
+            ev["drivers"] = Drivers(f, ml.svm->Deviations(f.data()), ml, "deviation_sd");
+            std::string msg = "unusual activity of " + actor_name +
+                              ": outside the One-Class SVM boundary (driven by " +
+                              ev["drivers"][0]["feature"].get<std::string>() + ")";
+            out.push_back(
+                Make(e, "one_class_svm", sc, actor_name, std::move(msg), std::move(ev), 1 + score));
+          }
+        }
+      }
+      w = MlWindow{};
+    }
+    if (w.start < 0) w.start = t;
+    if (w.n > 0 && t >= w.last) {
+      double gap = t - w.last;
+      w.gap_sum += gap;
+      w.gap_sq += gap * gap;
+      ++w.gaps;
+    }
+    w.last = std::max(w.last, t);
+    ++w.n;
+    w.templates |= uint64_t{1} << ((tmpl_key ^ (tmpl_key >> 32)) & 63);
+    if (e.status_code == 404) ++w.not_found;
+    if (e.status_code == 401 || e.status_code == 403) ++w.auth;
+    if (e.status_code >= 500) ++w.server_errors;
+    if (e.method != "GET" && e.method != "HEAD" && e.method != "OPTIONS") ++w.writes;
+    double size = static_cast<double>(e.response_size.value_or(e.body_size.value_or(-1)));
+    if (size >= 0 && ts.size.n >= 10) {
+      w.size_z += static_cast<float>(
+          std::clamp(ts.size.Z(size, std::max(0.01 * std::abs(ts.size.mean), 0.1)), -20.0, 20.0));
+    }
+    if (ts.latency.n >= 10) {
+      w.latency_z += static_cast<float>(
+          std::clamp(ts.latency.Z(e.latency_ms, std::max(0.01 * std::abs(ts.latency.mean), 0.1)),
+                     -20.0, 20.0));
+    }
+    if (other_findings) w.flagged = true;
+  }
 };
 
 void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
@@ -681,7 +1076,7 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
     }
   }
 
-  if (AnyContentEnabled()) {
+  if (AnyContentEnabled() || (settings.classifier.enabled && classifier)) {
     ClearHits();
     std::string_view ep = e.endpoint;
     size_t qpos = ep.find('?');
@@ -971,6 +1366,8 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
     ts.latency_q->Add(t, e.latency_ms);
   }
 
+  MlStage(e, api, primary, primary_actor, tmpl_key, ts, out.size() > first, out);
+
   counters.findings += out.size() - first;
 }
 
@@ -987,6 +1384,19 @@ void Pipeline::SetLists(std::vector<ListRule> rules) {
   std::lock_guard lock(impl_->pending_mu);
   impl_->pending_lists = std::move(rules);
   impl_->pending_lists_set = true;
+  impl_->dirty.store(true, std::memory_order_release);
+}
+
+void Pipeline::SetPayloadClassifier(std::shared_ptr<const PayloadClassifier> model) {
+  std::lock_guard lock(impl_->pending_mu);
+  impl_->pending_classifier = std::move(model);
+  impl_->pending_classifier_set = true;
+  impl_->dirty.store(true, std::memory_order_release);
+}
+
+void Pipeline::SetModelDir(std::string dir) {
+  std::lock_guard lock(impl_->pending_mu);
+  impl_->pending_model_dir = std::move(dir);
   impl_->dirty.store(true, std::memory_order_release);
 }
 

@@ -84,6 +84,8 @@ struct ServerConfig {
   double ml_contamination = 0.1;
   int ml_retrain_interval_s = 3600;
   int detection_batch_size = 500;
+  // The payload classifier's model; empty = payload_classifier.model next to the executable.
+  std::string payload_model_file;
   size_t detection_queue_max = 20000;  // committed events waiting for detection; dropped beyond
 
   // Alerts (the alerts issue uses them).

@@ -1,6 +1,6 @@
 // The detection pipeline: turns events into findings, independent of HTTP and storage.
 //
-// Stages run in order (rules, then statistics); each detector has its own settings (enabled,
+// Stages run in order (rules, statistics, then ml); each detector has its own settings (enabled,
 // severity, thresholds and windows in a JSON object) that can be replaced at any time from another
 // thread with Configure()/SetLists(): the change applies from the next event processed.
 // All state is keyed by API first (one API's state can live on one worker) and lives in bounded
@@ -66,8 +66,11 @@ struct PipelineLimits {
 
 struct PipelineCounters {
   uint64_t events = 0, findings = 0, whitelisted = 0, evictions = 0;
-  size_t actors = 0, templates = 0;  // live entries over all APIs
+  uint64_t ml_windows = 0, ml_trainings = 0;  // actor windows scored, anomaly model trainings
+  size_t actors = 0, templates = 0;           // live entries over all APIs
 };
+
+class PayloadClassifier;
 
 // Ids of the detectors this pipeline implements, in stage order.
 const std::vector<std::string>& ImplementedDetectors();
@@ -81,6 +84,11 @@ class Pipeline {
   // Detectors start with their built-in defaults and enabled.
   void Configure(const std::vector<DetectorSettings>& settings);
   void SetLists(std::vector<ListRule> rules);
+  // The model of the `payload_classifier` detector (none: that detector does not run).
+  void SetPayloadClassifier(std::shared_ptr<const PayloadClassifier> model);
+  // Where the ml stage saves each API's anomaly models after training (api-<id>.iforest,
+  // .ocsvm, .ml.json) and reads them back when the API is first seen; applies from the next event.
+  void SetModelDir(std::string dir);
 
   // Appends the findings of one event (at most one per detector).
   void Process(const Event& e, std::vector<Finding>& out);
