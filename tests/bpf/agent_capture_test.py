@@ -539,6 +539,7 @@ class AgentToServerTest(unittest.TestCase):
         agent is SIGKILLed during the outage; server and agent restart and the load goes on:
         every request arrives once, seq in request order."""
         self.wait_metric("boing_agent_spool_pending_events", 0)
+        spooled0 = self.metric("boing_agent_events_spooled_total")
         sent, paused, stop = [], threading.Event(), threading.Event()
         idle = threading.Event()
 
@@ -569,6 +570,9 @@ class AgentToServerTest(unittest.TestCase):
             paused.set()
             self.assertTrue(idle.wait(10))
             during = len(sent) - sent_at_stop
+            # Requests still in the ring buffer or the tracker die with a SIGKILLed agent; the
+            # test is about what was spooled: kill once every request sent is on disk.
+            self.wait_metric("boing_agent_events_spooled_total", spooled0 + len(sent))
             self.f.agent.kill()  # SIGKILL, with the spool holding the outage's events
             self.f.agent.wait()
             outage_s = time.time() - stopped_at
