@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -37,12 +38,19 @@ class Rng {
   uint64_t s_;
 };
 
-// A per-process scratch directory (on tmpfs when available) for parsers that read files.
+// A per-process scratch directory (on tmpfs when available) for parsers that read files, removed
+// at exit.
 inline const std::string& ScratchDir() {
   static const std::string dir = [] {
     std::string base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     std::string tmpl = base + "/boing-fuzz.XXXXXX";
     if (!mkdtemp(tmpl.data())) std::abort();
+    static char to_remove[128];
+    std::snprintf(to_remove, sizeof to_remove, "%s", tmpl.c_str());
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(to_remove, ec);
+    });
     return tmpl;
   }();
   return dir;

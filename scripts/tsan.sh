@@ -9,14 +9,15 @@
 # Any TSan report fails the run. Writes build-tsan/tsan-summary.txt.
 #
 #   scripts/tsan.sh
+#   TSAN_UNIT_TESTS="http_test store_test" TSAN_IT_MODULES="" scripts/tsan.sh   # a subset
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 
-UNIT_TESTS="http_test store_test api_unit_test agent_uplink_test base_test"
-IT_MODULES="ingest durability detect"
+UNIT_TESTS=${TSAN_UNIT_TESTS-http_test store_test api_unit_test agent_uplink_test base_test}
+IT_MODULES=${TSAN_IT_MODULES-ingest durability detect}
 BUILD_DIR=build-tsan CMAKE_ARGS="-DBOING_TSAN=ON" \
-  NINJA_TARGETS="$UNIT_TESTS boing-server" bash scripts/setup.sh >/dev/null
+  NINJA_TARGETS="$UNIT_TESTS ${IT_MODULES:+boing-server}" bash scripts/setup.sh >/dev/null
 
 reports=build-tsan/tsan-reports
 rm -rf "$reports"
