@@ -47,7 +47,7 @@ export function AlertsPage() {
   // New and changed alerts arrive on /ws/alerts: update rows in place, and reload (debounced) when
   // a new alert may belong in the list.
   const reloadTimer = useRef<ReturnType<typeof setTimeout>>();
-  useStream("/ws/alerts", { api_id: apiId || undefined }, (m) => {
+  const wsState = useStream("/ws/alerts", { api_id: apiId || undefined }, (m) => {
     const msg = m as { type?: string; action?: string; alert?: Alert };
     if (msg.type !== "alert" || !msg.alert) return;
     const a = msg.alert;
@@ -57,6 +57,11 @@ export function AlertsPage() {
       reloadTimer.current = setTimeout(() => void load(false), 500);
     }
   });
+
+  // Alerts created between the first load and the stream's opening are picked up here.
+  useEffect(() => {
+    if (wsState === "open") void load(false);
+  }, [wsState]);
 
   const replace = (a: Alert) => setAlerts((prev) => (prev ? prev.map((x) => (x.id === a.id ? a : x)) : prev));
 
