@@ -557,7 +557,9 @@ if (group === "live") {
       status_code: 200,
       latency_ms: 12,
     });
-    const toast = page.locator(".toast").filter({ hasText: "203.0.113.99" });
+    // The signatures (sqli) and the payload classifier each raise their own alert for this
+    // event (one fingerprint per detector): follow the signature detector's toast.
+    const toast = page.locator(".toast").filter({ hasText: "203.0.113.99" }).filter({ hasText: /New alert: sqli/ });
     await toast.waitFor({ timeout: 15000 });
     assert(/high|critical/i.test(await toast.textContent()), "the toast shows the severity");
     assert(Number(await page.getByTestId("unread-count").textContent()) >= 1, "the bell counts it as unread");
