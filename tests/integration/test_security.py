@@ -80,6 +80,16 @@ def body_for(method, pattern, ctx):
                                    "reason": "r"},
         "/api/blacklist": lambda: {"kind": "ip", "value": "192.0.2.9", "api_id": ctx["attacker_api"],
                                    "reason": "r"},
+        "/api/alerts/:id/ack": lambda: {"comment": "c"},
+        "/api/alerts/:id/resolve": lambda: {"comment": "c"},
+        "/api/alerts/:id/mute": lambda: {"duration_seconds": 60},
+        "/api/mutes": lambda: {"detector": "sqli", "actor": "ip:192.0.2.9",
+                               "api_id": ctx["attacker_api"], "duration_seconds": 60,
+                               "comment": "c"},
+        "/api/channels": lambda: {"name": "c", "kind": "webhook",
+                                  "config": {"url": "http://127.0.0.1:9/hook", "secret": "s"}},
+        "/api/channels/:id": lambda: {"name": "c2", "min_severity": "high"},
+        "/api/channels/:id/test": lambda: None,
     }.get(pattern, lambda: {"name": "x"})()
 
 
