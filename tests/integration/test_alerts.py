@@ -488,7 +488,7 @@ class AlertsTest(ServerTestCase):
         batch = [event(None, client_ip="198.51.100.50", endpoint=f"/items/{i}", latency_ms=3.5,
                        user_agent="x" * 200) for i in range(500)]
 
-        def rate(rounds=20):
+        def rate(rounds=30):
             t0 = time.time()
             for _ in range(rounds):
                 r = self.server.batch(batch, headers={"X-Api-Key": self.key})
@@ -517,9 +517,11 @@ class AlertsTest(ServerTestCase):
             finally:
                 slow.close()
 
-        # Pairs of rounds in alternating order (ABBA), so drift and load from elsewhere on the
-        # machine hit both alike; the median of the pairs' ratios is compared (robust to a round
-        # disturbed by something else).
+        # Rounds in alternating order (ABBA), so drift and load from elsewhere on the machine hit
+        # both alike. Each side's rate is the median of its rounds (robust to a round disturbed
+        # by something else), and the two rates are compared. (The median of per-pair ratios was
+        # tried first: with equal medians, 16,959 vs 16,927 events/s, it still swung to 0.94 in a
+        # CI run, the noise of single short rounds.)
         for i in range(9):
             if i % 2 == 0:
                 with_slow_client()
@@ -527,10 +529,12 @@ class AlertsTest(ServerTestCase):
             else:
                 without.append(rate())
                 with_slow_client()
-        ratios = sorted(w / o for w, o in zip(with_client, without))
-        ratio = ratios[len(ratios) // 2]
-        print(f"ingest rate with a non-reading client {sorted(with_client)[4]:.0f}/s, without "
-              f"{sorted(without)[4]:.0f}/s (medians), median paired ratio {ratio:.3f}")
+        med_with, med_without = sorted(with_client)[4], sorted(without)[4]
+        ratio = med_with / med_without
+        pairs = sorted(w / o for w, o in zip(with_client, without))
+        print(f"ingest rate with a non-reading client {med_with:.0f}/s, without "
+              f"{med_without:.0f}/s (medians): ratio {ratio:.3f}; per-pair ratios "
+              f"{pairs[0]:.2f}..{pairs[-1]:.2f}")
         self.assertGreaterEqual(ratio, 0.95)
         self.assertAlive()
 
