@@ -80,6 +80,10 @@ asio::awaitable<void> LiveHub::Serve(std::shared_ptr<Client> c, http::WsConnecti
   auto timer = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
   c->timer = timer;
   c->conn = &ws;
+  // Without a cap the kernel absorbs megabytes (thousands of messages, each built and written)
+  // before the writes to a peer that never reads block and its queue can overflow: that
+  // streaming costs CPU the ingest path shares. 64 KiB still covers bursts for a reading client.
+  ws.LimitSendBuffer(64 * 1024);
   {
     std::lock_guard lock(c->mu);
     c->ex = ex;

@@ -310,6 +310,12 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
     beast::get_lowest_layer(ws_).close();
   }
 
+  void LimitSendBuffer(int bytes) override {
+    error_code ec;
+    beast::get_lowest_layer(ws_).socket().set_option(asio::socket_base::send_buffer_size(bytes),
+                                                     ec);
+  }
+
  private:
   awaitable<void> WaitGate() {
     error_code ec;

@@ -81,6 +81,10 @@ class WsConnection {
   // For a peer that stopped reading (a close frame could never be written). Call on the
   // connection's executor (the handler's).
   virtual void Abort() = 0;
+  // Caps the kernel's send buffer for this connection (SO_SNDBUF): a peer that stops reading
+  // then blocks our writes after that many bytes instead of after the kernel's autotuned
+  // megabytes. Call on the connection's executor.
+  virtual void LimitSendBuffer(int bytes) = 0;
 };
 
 // Called after the upgrade; the connection closes when the coroutine returns.
