@@ -312,8 +312,8 @@ void DetectionWorker::Loop() {
     }
     found.clear();
     for (const auto& e : batch) pipeline_.Process(e, found);
-    processed += batch.size();
     if (on_events_) on_events_(batch);
+    const size_t handled = batch.size();
     batch.clear();
     if (!found.empty()) {
       const double now =
@@ -335,6 +335,7 @@ void DetectionWorker::Loop() {
     actors = c.actors;
     templates = c.templates;
     evictions = c.evictions;
+    processed += handled;  // last: a batch counts once it is published and its findings stored
   }
 }
 

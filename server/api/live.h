@@ -50,7 +50,8 @@ class LiveHub {
 
   explicit LiveHub(size_t queue_max) : queue_max_(queue_max ? queue_max : 1) {}
   // Whether anyone listens (callers skip building messages otherwise).
-  bool HasSubscribers(Topic t) const { return counts_[static_cast<int>(t)].load() > 0; }
+  bool HasSubscribers(Topic t) const { return Subscribers(t) > 0; }
+  int Subscribers(Topic t) const { return counts_[static_cast<int>(t)].load(); }
   // Queues `msg` for every client of `topic` that sees `api_id` (and, for the stream, wants `kind`:
   // 'e' events, 'f' findings).
   void Publish(Topic topic, int64_t api_id, std::shared_ptr<const std::string> msg, char kind = 0);

@@ -256,6 +256,13 @@ void App::RegisterOps(http::Router& r) {
           line("boing_notification_queue", static_cast<double>(notifier_->QueueDepth()));
           metric("boing_ws_clients_total", "counter", "Live-stream WebSocket clients accepted.");
           line("boing_ws_clients_total", hub_->connected.load());
+          metric("boing_ws_clients", "gauge", "Live-stream WebSocket clients connected now.");
+          for (auto [t, name] :
+               {std::pair{Topic::kAlerts, "alerts"}, std::pair{Topic::kStream, "stream"},
+                std::pair{Topic::kMetrics, "metrics"}}) {
+            line(std::string("boing_ws_clients{topic=\"") + name + "\"}",
+                 static_cast<double>(hub_->Subscribers(t)));
+          }
           metric("boing_ws_dropped_total", "counter",
                  "Live-stream WebSocket clients dropped for not keeping up.");
           line("boing_ws_dropped_total", hub_->dropped.load());
