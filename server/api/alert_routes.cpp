@@ -11,17 +11,6 @@ namespace boing {
 
 namespace {
 
-// A non-negative number from the query string (absent = true and `out` untouched).
-bool QueryNumber(const http::Request& req, const char* name, double* out) {
-  auto v = req.QueryParam(name);
-  if (!v || v->empty()) return true;
-  char* end = nullptr;
-  double d = std::strtod(v->c_str(), &end);
-  if (end == v->c_str() || *end != '\0' || !std::isfinite(d) || d < 0) return false;
-  *out = d;
-  return true;
-}
-
 std::string AlertCursor(const AlertRecord& a) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.17g_%lld", a.last_seen, static_cast<long long>(a.id));
@@ -122,22 +111,8 @@ void App::RegisterAlerts(http::Router& r) {
   r.Add("GET", "/api/alerts",
         Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
           AlertFilter f;
-          auto visible = VisibleApis(p);
-          double api_id = 0, limit = 100;
-          if (!QueryNumber(req, "api_id", &api_id) || api_id != std::floor(api_id)) {
-            return http::Response::Error(400, "api_id must be an integer", "api_id");
-          }
-          if (api_id > 0) {
-            auto id = static_cast<int64_t>(api_id);
-            if (visible && std::find(visible->begin(), visible->end(), id) == visible->end()) {
-              return http::Response::Error(404, "API not found", "api_id");
-            }
-            f.api_ids = {id};
-            f.restrict_to_apis = true;
-          } else if (visible) {
-            f.api_ids = *visible;
-            f.restrict_to_apis = true;
-          }
+          double limit = 100;
+          if (auto e = ScopeToApis(req, p, f.api_ids, f.restrict_to_apis)) return *e;
           f.status = req.QueryParam("status").value_or("");
           if (!f.status.empty() && f.status != "open" && f.status != "acknowledged" &&
               f.status != "resolved") {
@@ -185,19 +160,12 @@ void App::RegisterAlerts(http::Router& r) {
 
   r.Add("GET", "/api/alerts/summary",
         Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
-          auto visible = VisibleApis(p);
-          double api_id = 0;
-          if (!QueryNumber(req, "api_id", &api_id) || api_id != std::floor(api_id)) {
-            return http::Response::Error(400, "api_id must be an integer", "api_id");
-          }
-          if (api_id > 0) {
-            auto id = static_cast<int64_t>(api_id);
-            if (visible && std::find(visible->begin(), visible->end(), id) == visible->end()) {
-              return http::Response::Error(404, "API not found", "api_id");
-            }
-            visible = std::vector<int64_t>{id};
-          }
-          return http::Response::Json(200, OpenBySeverity(visible).dump());
+          std::vector<int64_t> ids;
+          bool restrict_to_apis = false;
+          if (auto e = ScopeToApis(req, p, ids, restrict_to_apis)) return *e;
+          std::optional<std::vector<int64_t>> apis;
+          if (restrict_to_apis) apis = std::move(ids);
+          return http::Response::Json(200, OpenBySeverity(apis).dump());
         }));
 
   r.Add("GET", "/api/alerts/:id",

@@ -29,6 +29,16 @@ std::optional<int64_t> ParseId(const std::string& s) {
   return v;
 }
 
+bool QueryNumber(const http::Request& req, const char* name, double* out) {
+  auto v = req.QueryParam(name);
+  if (!v || v->empty()) return true;
+  char* end = nullptr;
+  double d = std::strtod(v->c_str(), &end);
+  if (end == v->c_str() || *end != '\0' || !std::isfinite(d) || d < 0) return false;
+  *out = d;
+  return true;
+}
+
 Json UserJson(const User& u) {
   return {{"id", u.id},     {"username", u.username}, {"email", u.email},
           {"role", u.role}, {"disabled", u.disabled}, {"created_at", u.created_at}};
@@ -461,6 +471,28 @@ std::optional<std::vector<int64_t>> App::VisibleApis(const Principal& p) {
   std::vector<int64_t> ids;
   for (const auto& a : store_->ListApis(p.user.id)) ids.push_back(a.id);
   return ids;
+}
+
+std::optional<http::Response> App::ScopeToApis(const http::Request& req, const Principal& p,
+                                               std::vector<int64_t>& api_ids,
+                                               bool& restrict_to_apis) {
+  double api_id = 0;
+  if (!QueryNumber(req, "api_id", &api_id) || api_id != std::floor(api_id) || api_id > 9e15) {
+    return http::Response::Error(400, "api_id must be a positive integer", "api_id");
+  }
+  auto visible = VisibleApis(p);
+  if (api_id > 0) {
+    auto id = static_cast<int64_t>(api_id);
+    if (visible && std::find(visible->begin(), visible->end(), id) == visible->end()) {
+      return http::Response::Error(404, "API not found", "api_id");
+    }
+    api_ids = {id};
+    restrict_to_apis = true;
+  } else if (visible) {
+    api_ids = std::move(*visible);
+    restrict_to_apis = true;
+  }
+  return std::nullopt;
 }
 
 namespace {

@@ -144,6 +144,11 @@ class App {
              Json details = Json::object());
   // APIs the principal may see: nullopt = all (admin).
   std::optional<std::vector<int64_t>> VisibleApis(const Principal& p);
+  // Narrows a list query to `?api_id=` (a whole number: 400 otherwise, 404 when the caller cannot
+  // see that API) or else to the APIs the caller sees (admins: every API), as a filter's
+  // `api_ids` and `restrict_to_apis`.
+  std::optional<http::Response> ScopeToApis(const http::Request& req, const Principal& p,
+                                            std::vector<int64_t>& api_ids, bool& restrict_to_apis);
   bool CanAccessApi(const Principal& p, const Api& a) const {
     return p.IsAdmin() || a.owner_id == p.user.id;
   }
@@ -236,6 +241,9 @@ http::Handler Sync(F f) {
 int64_t NowSeconds();
 int64_t NowMillis();
 std::optional<int64_t> ParseId(const std::string& s);
+// A non-negative number from the query string: true and `out` untouched when absent, false when
+// not a finite non-negative number.
+bool QueryNumber(const http::Request& req, const char* name, double* out);
 Json UserJson(const User& u);
 Json ApiJson(const Api& a);
 Json EventJson(const Event& e);

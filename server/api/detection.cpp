@@ -335,6 +335,7 @@ void DetectionWorker::Loop() {
     actors = c.actors;
     templates = c.templates;
     evictions = c.evictions;
+    model_save_failures = c.ml_save_failures;
     processed += handled;  // last: a batch counts once it is published and its findings stored
   }
 }

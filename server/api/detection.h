@@ -64,7 +64,7 @@ class DetectionWorker {
 
   size_t QueueDepth() const { return depth_.load(); }
   std::atomic<uint64_t> processed{0}, dropped{0}, findings{0}, store_failures{0};
-  std::atomic<uint64_t> actors{0}, templates{0}, evictions{0};
+  std::atomic<uint64_t> actors{0}, templates{0}, evictions{0}, model_save_failures{0};
 
  private:
   void Loop();

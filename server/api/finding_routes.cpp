@@ -11,31 +11,8 @@ void App::RegisterFindings(http::Router& r) {
   r.Add("GET", "/api/findings",
         Authed(Access::kUser, [this](http::Request& req, const Principal& p) -> http::Response {
           FindingFilter f;
-          auto visible = VisibleApis(p);
-          auto number = [&](const char* name, double* out) -> bool {
-            auto v = req.QueryParam(name);
-            if (!v || v->empty()) return true;
-            char* end = nullptr;
-            double d = std::strtod(v->c_str(), &end);
-            if (end == v->c_str() || *end != '\0' || !std::isfinite(d) || d < 0) return false;
-            *out = d;
-            return true;
-          };
-          double api_id = 0, event_id = 0, limit = 100, before = 0;
-          if (!number("api_id", &api_id) || api_id != std::floor(api_id)) {
-            return http::Response::Error(400, "api_id must be an integer", "api_id");
-          }
-          if (api_id > 0) {
-            auto id = static_cast<int64_t>(api_id);
-            if (visible && std::find(visible->begin(), visible->end(), id) == visible->end()) {
-              return http::Response::Error(404, "API not found", "api_id");
-            }
-            f.api_ids = {id};
-            f.restrict_to_apis = true;
-          } else if (visible) {
-            f.api_ids = *visible;
-            f.restrict_to_apis = true;
-          }
+          if (auto e = ScopeToApis(req, p, f.api_ids, f.restrict_to_apis)) return *e;
+          double event_id = 0, limit = 100, before = 0;
           f.detector = req.QueryParam("detector").value_or("");
           if (auto sev = req.QueryParam("severity"); sev && !sev->empty()) {
             detect::Severity s;
@@ -47,19 +24,19 @@ void App::RegisterFindings(http::Router& r) {
           }
           f.actor = req.QueryParam("actor").value_or("");
           f.client_ip = req.QueryParam("client_ip").value_or("");
-          if (!number("event_id", &event_id)) {
+          if (!QueryNumber(req, "event_id", &event_id)) {
             return http::Response::Error(400, "event_id must be a number", "event_id");
           }
           f.event_id = static_cast<int64_t>(event_id);
-          if (!number("from", &f.from_ts))
+          if (!QueryNumber(req, "from", &f.from_ts))
             return http::Response::Error(400, "from must be a number", "from");
-          if (!number("to", &f.to_ts))
+          if (!QueryNumber(req, "to", &f.to_ts))
             return http::Response::Error(400, "to must be a number", "to");
-          if (!number("limit", &limit) || limit < 1 || limit > 1000) {
+          if (!QueryNumber(req, "limit", &limit) || limit < 1 || limit > 1000) {
             return http::Response::Error(400, "limit must be 1 to 1000", "limit");
           }
           f.limit = static_cast<int>(limit);
-          if (!number("cursor", &before)) {
+          if (!QueryNumber(req, "cursor", &before)) {
             return http::Response::Error(400, "cursor is not valid", "cursor");
           }
           f.before_id = static_cast<int64_t>(before);

@@ -242,6 +242,9 @@ void App::RegisterOps(http::Router& r) {
           metric("boing_detection_state_evictions_total", "counter",
                  "Detection state entries evicted to stay within bounds.");
           line("boing_detection_state_evictions_total", detection_->evictions.load());
+          metric("boing_detection_model_save_failures_total", "counter",
+                 "Anomaly models trained but not written to the model directory.");
+          line("boing_detection_model_save_failures_total", detection_->model_save_failures.load());
           metric("boing_alerts_created_total", "counter", "Alerts opened.");
           line("boing_alerts_created_total", alerts_->created_total());
           metric("boing_alerts_active", "gauge", "Open and acknowledged alerts.");

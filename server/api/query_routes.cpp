@@ -28,19 +28,8 @@ std::optional<double> NumberParam(const http::Request& req, const char* name, st
 // naming the parameter, or a 404 when the caller names an API they cannot see.
 std::optional<http::Response> BuildFilter(App& app, const http::Request& req, const Principal& p,
                                           LogFilter& f) {
+  if (auto e = app.ScopeToApis(req, p, f.api_ids, f.restrict_to_apis)) return e;
   std::string bad;
-  auto visible = app.VisibleApis(p);
-  if (auto id = NumberParam(req, "api_id", bad)) {
-    int64_t api_id = static_cast<int64_t>(*id);
-    if (visible && std::find(visible->begin(), visible->end(), api_id) == visible->end()) {
-      return http::Response::Error(404, "API not found", "api_id");
-    }
-    f.api_ids = {api_id};
-    f.restrict_to_apis = true;
-  } else if (visible) {
-    f.api_ids = *visible;
-    f.restrict_to_apis = true;
-  }
   f.client_ip = req.QueryParam("client_ip").value_or("");
   f.endpoint = req.QueryParam("endpoint").value_or("");
   f.method = req.QueryParam("method").value_or("");

@@ -7,9 +7,14 @@
 #include <cstring>
 #include <numeric>
 
+#include "model_io.h"
+
 namespace boing::detect {
 
 namespace {
+
+using model_io::Cursor;
+using model_io::Put;
 
 constexpr char kForestMagic[8] = {'B', 'O', 'I', 'N', 'G', 'I', 'F', '1'};
 constexpr char kSvmMagic[8] = {'B', 'O', 'I', 'N', 'G', 'S', 'V', '1'};
@@ -23,50 +28,6 @@ uint64_t Next(uint64_t& s) {  // splitmix64
 }
 double Uniform(uint64_t& s) { return static_cast<double>(Next(s) >> 11) * 0x1.0p-53; }
 size_t Below(uint64_t& s, size_t n) { return static_cast<size_t>(Next(s) % n); }
-
-uint64_t Fnv(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-template <class T>
-void Put(std::string& out, T v) {
-  char b[sizeof(T)];
-  std::memcpy(b, &v, sizeof(T));
-  out.append(b, sizeof(T));
-}
-
-struct Cursor {
-  std::string_view s;
-  size_t pos = 0;
-  template <class T>
-  bool Get(T* v) {
-    if (s.size() - pos < sizeof(T)) return false;
-    std::memcpy(v, s.data() + pos, sizeof(T));
-    pos += sizeof(T);
-    return true;
-  }
-};
-
-// Checks magic and checksum; returns a cursor over the body.
-bool Open(std::string_view bytes, const char (&magic)[8], Cursor* c, std::string* error) {
-  if (bytes.size() < 16 || std::memcmp(bytes.data(), magic, 8) != 0) {
-    *error = "wrong magic (expected " + std::string(magic, 8) + ")";
-    return false;
-  }
-  uint64_t sum;
-  std::memcpy(&sum, bytes.data() + bytes.size() - 8, 8);
-  if (sum != Fnv(bytes.substr(0, bytes.size() - 8))) {
-    *error = "checksum mismatch";
-    return false;
-  }
-  *c = Cursor{bytes.substr(0, bytes.size() - 8), 8};
-  return true;
-}
 
 }  // namespace
 
@@ -245,14 +206,14 @@ std::string IsolationForest::Serialize() const {
     Put<uint32_t>(out, n.size);
     Put<double>(out, n.threshold);
   }
-  Put<uint64_t>(out, Fnv(out));
+  model_io::Seal(out);
   return out;
 }
 
 std::unique_ptr<IsolationForest> IsolationForest::Parse(std::string_view bytes,
                                                         std::string* error) {
   Cursor c;
-  if (!Open(bytes, kForestMagic, &c, error)) return nullptr;
+  if (!model_io::Open(bytes, kForestMagic, &c, error)) return nullptr;
   auto bad = [&](const char* why) -> std::unique_ptr<IsolationForest> {
     *error = std::string("not a valid Isolation Forest model: ") + why;
     return nullptr;
@@ -430,13 +391,13 @@ std::string OneClassSvm::Serialize() const {
   }
   for (double c : model_->coef) Put<double>(out, c);
   for (double v : model_->sv) Put<double>(out, v);
-  Put<uint64_t>(out, Fnv(out));
+  model_io::Seal(out);
   return out;
 }
 
 std::unique_ptr<OneClassSvm> OneClassSvm::Parse(std::string_view bytes, std::string* error) {
   Cursor c;
-  if (!Open(bytes, kSvmMagic, &c, error)) return nullptr;
+  if (!model_io::Open(bytes, kSvmMagic, &c, error)) return nullptr;
   auto bad = [&](const char* why) -> std::unique_ptr<OneClassSvm> {
     *error = std::string("not a valid One-Class SVM model: ") + why;
     return nullptr;

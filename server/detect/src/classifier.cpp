@@ -10,23 +10,18 @@
 
 #include "boing/csv.h"
 #include "boing/detect/text.h"
+#include "model_io.h"
 
 namespace boing::detect {
 
 namespace {
 
+using model_io::Cursor;
+using model_io::Put;
+
 constexpr char kMagic[8] = {'B', 'O', 'I', 'N', 'G', 'P', 'C', '1'};
 constexpr size_t kMaxClasses = 64;
 constexpr size_t kMaxClassName = 64;
-
-uint64_t Fnv(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 uint32_t Mix(uint64_t h) {
   h ^= h >> 33;
@@ -85,25 +80,6 @@ void Softmax(std::vector<double>& z) {
   for (double& v : z) sum += (v = std::exp(v - m));
   for (double& v : z) v /= sum;
 }
-
-template <class T>
-void Put(std::string& out, T v) {
-  char b[sizeof(T)];
-  std::memcpy(b, &v, sizeof(T));
-  out.append(b, sizeof(T));
-}
-
-struct Cursor {
-  std::string_view s;
-  size_t pos = 0;
-  template <class T>
-  bool Get(T* v) {
-    if (s.size() - pos < sizeof(T)) return false;
-    std::memcpy(v, s.data() + pos, sizeof(T));
-    pos += sizeof(T);
-    return true;
-  }
-};
 
 }  // namespace
 
@@ -366,38 +342,19 @@ std::string PayloadClassifier::Serialize() const {
     Put<uint32_t>(out, static_cast<uint32_t>(b));
     for (size_t k = 0; k <= K; ++k) Put<float>(out, row[k]);
   }
-  Put<uint64_t>(out, Fnv(out));
+  model_io::Seal(out);
   return out;
 }
 
 bool PayloadClassifier::Save(const std::string& path, std::string* error) const {
-  std::string bytes = Serialize();
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f || !f.write(bytes.data(), static_cast<std::streamsize>(bytes.size())) || !f.flush()) {
-      *error = tmp + ": cannot write: " + std::strerror(errno);
-      return false;
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    *error = path + ": cannot rename into place: " + std::strerror(errno);
-    std::remove(tmp.c_str());
-    return false;
-  }
-  return true;
+  return model_io::WriteFileAtomic(path, Serialize(), error);
 }
 
 std::unique_ptr<PayloadClassifier> PayloadClassifier::Load(const std::string& path,
                                                            std::string* error) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    *error = path + ": cannot open: " + std::strerror(errno);
-    return nullptr;
-  }
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  auto m = Parse(ss.str(), error);
+  std::string bytes;
+  if (!model_io::ReadFile(path, &bytes, error)) return nullptr;
+  auto m = Parse(bytes, error);
   if (!m) *error = path + ": " + *error;
   return m;
 }
@@ -408,12 +365,9 @@ std::unique_ptr<PayloadClassifier> PayloadClassifier::Parse(std::string_view byt
     *error = "not a valid payload classifier model: " + why;
     return nullptr;
   };
-  if (bytes.size() < sizeof(kMagic) + 8 || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
-    return bad("wrong magic (expected BOINGPC1)");
-  uint64_t sum = 0;
-  std::memcpy(&sum, bytes.data() + bytes.size() - 8, 8);
-  if (sum != Fnv(bytes.substr(0, bytes.size() - 8))) return bad("checksum mismatch");
-  Cursor c{bytes.substr(0, bytes.size() - 8), sizeof(kMagic)};
+  Cursor c;
+  std::string why;
+  if (!model_io::Open(bytes, kMagic, &c, &why)) return bad(why);
   uint32_t min_n, max_n, bits, K;
   if (!c.Get(&min_n) || !c.Get(&max_n) || !c.Get(&bits) || !c.Get(&K)) return bad("truncated");
   if (min_n < 1 || max_n > 8 || min_n > max_n) return bad("n-gram range");

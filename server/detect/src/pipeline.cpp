@@ -23,6 +23,7 @@
 #include "boing/detect/stats.h"
 #include "boing/detect/text.h"
 #include "boing/net.h"
+#include "model_io.h"
 
 namespace boing::detect {
 
@@ -770,21 +771,12 @@ struct Pipeline::Impl {
     return model_dir + "/api-" + std::to_string(api_id) + "." + kind;
   }
   static bool ReadAll(const std::string& path, std::string* bytes) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) return false;
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    *bytes = ss.str();
-    return true;
+    std::string error;
+    return model_io::ReadFile(path, bytes, &error);  // absent: not trained yet
   }
-  static void WriteAll(const std::string& path, const std::string& bytes) {
-    std::string tmp = path + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-      f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      if (!f.flush()) return;
-    }
-    std::rename(tmp.c_str(), path.c_str());
+  void WriteAll(const std::string& path, const std::string& bytes) {
+    std::string error;
+    if (!model_io::WriteFileAtomic(path, bytes, &error)) ++counters.ml_save_failures;
   }
   // Saved models of an API, read once when its state is first needed.
   void LoadModels(int64_t api_id, MlState& ml) {

@@ -67,6 +67,7 @@ struct PipelineLimits {
 struct PipelineCounters {
   uint64_t events = 0, findings = 0, whitelisted = 0, evictions = 0;
   uint64_t ml_windows = 0, ml_trainings = 0;  // actor windows scored, anomaly model trainings
+  uint64_t ml_save_failures = 0;              // models trained but not written to MODEL_DIR
   size_t actors = 0, templates = 0;           // live entries over all APIs
 };
 
