@@ -101,10 +101,15 @@ bool AlertManager::IsMuted(const AlertRecord& a, int64_t now) {
 void AlertManager::OnFindings(const std::vector<FindingRecord>& findings) {
   if (findings.empty()) return;
   const int64_t now = now_();
-  std::vector<AlertRecord> resolved;          // superseded alerts
-  std::vector<std::string> created, updated;  // fingerprints, in first-touch order
+  std::vector<AlertRecord> resolved;                   // superseded alerts
+  std::vector<std::string> created, updated;           // fingerprints, in first-touch order
+  std::vector<std::pair<std::string, int>> escalated;  // alerts whose severity rose, prior rank
   std::vector<std::pair<std::string, AlertRecord>> emit;
-  std::vector<std::pair<AlertRecord, bool>> notify;
+  struct Notify {
+    AlertRecord a;
+    bool muted, autoblock;
+  };
+  std::vector<Notify> notify;
   {
     std::lock_guard lock(mu_);
     for (const auto& f : findings) {
@@ -119,6 +124,7 @@ void AlertManager::OnFindings(const std::vector<FindingRecord>& findings) {
         old.resolved_by = "auto";
         resolved.push_back(std::move(old));
         std::erase(updated, fp);
+        std::erase_if(escalated, [&](const auto& e) { return e.first == fp; });
         it = active_.end();
       }
       if (it == active_.end()) {
@@ -146,6 +152,13 @@ void AlertManager::OnFindings(const std::vector<FindingRecord>& findings) {
       a.last_seen = std::max(a.last_seen, f.ts);
       a.touched_at = now;
       if (f.severity_rank > a.severity_rank) {
+        // Notified again (at most once per level and batch): an alert people saw as low may now
+        // be critical. A new alert of this batch is notified once, at its final severity.
+        if (std::find(created.begin(), created.end(), fp) == created.end() &&
+            std::none_of(escalated.begin(), escalated.end(),
+                         [&](const auto& e) { return e.first == fp; })) {
+          escalated.emplace_back(fp, a.severity_rank);
+        }
         a.severity_rank = f.severity_rank;
         a.severity = f.severity;
       }
@@ -169,20 +182,29 @@ void AlertManager::OnFindings(const std::vector<FindingRecord>& findings) {
       return;
     }
     for (auto& r : resolved) emit.emplace_back("resolved", std::move(r));
+    auto muted = [&](const AlertRecord& a) {
+      bool m = a.muted_until > now;
+      for (const auto& mute : mutes_) m = m || (mute.expires_at > now && MuteMatches(mute, a));
+      return m;
+    };
     for (const auto& fp : created) {
       const AlertRecord& a = active_.at(fp);
       emit.emplace_back("created", a);
-      bool muted = a.muted_until > now;
-      for (const auto& m : mutes_) muted = muted || (m.expires_at > now && MuteMatches(m, a));
-      notify.emplace_back(a, muted);
+      notify.push_back({a, muted(a), true});
       ++created_;
+    }
+    for (const auto& [fp, prior_rank] : escalated) {
+      const AlertRecord& a = active_.at(fp);
+      // An actor blocked when the alert opened is not blocked again (that would double its time).
+      notify.push_back({a, muted(a), prior_rank < settings_.autoblock_min_rank});
+      ++escalated_;
     }
     for (const auto& fp : updated) emit.emplace_back("updated", active_.at(fp));
   }
   for (const auto& [action, a] : emit) Emit(action, a);
-  for (const auto& [a, muted] : notify) {
-    if (notifier_) notifier_(a, muted);
-    AutoBlock(a);
+  for (const auto& n : notify) {
+    if (notifier_) notifier_(n.a, n.muted);
+    if (n.autoblock) AutoBlock(n.a);
   }
 }
 

@@ -9,6 +9,7 @@
 // route operations on HTTP threads, Sweep on a timer; one mutex orders them.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -80,6 +81,7 @@ class AlertManager {
     return active_.size();
   }
   uint64_t created_total() const { return created_; }
+  uint64_t escalated_total() const { return escalated_; }
 
  private:
   std::optional<AlertRecord> Change(int64_t id, Status* st,
@@ -98,7 +100,8 @@ class AlertManager {
   std::mutex mu_;
   std::unordered_map<std::string, AlertRecord> active_;  // fingerprint -> open/acknowledged alert
   std::vector<MuteRecord> mutes_;
-  uint64_t created_ = 0;
+  std::atomic<uint64_t> created_{0};
+  std::atomic<uint64_t> escalated_{0};  // alerts notified again because their severity rose
 };
 
 }  // namespace boing

@@ -247,6 +247,9 @@ void App::RegisterOps(http::Router& r) {
           line("boing_detection_model_save_failures_total", detection_->model_save_failures.load());
           metric("boing_alerts_created_total", "counter", "Alerts opened.");
           line("boing_alerts_created_total", alerts_->created_total());
+          metric("boing_alerts_escalated_total", "counter",
+                 "Alerts notified again because a finding raised their severity.");
+          line("boing_alerts_escalated_total", alerts_->escalated_total());
           metric("boing_alerts_active", "gauge", "Open and acknowledged alerts.");
           line("boing_alerts_active", static_cast<double>(alerts_->ActiveCount()));
           metric("boing_notifications_total", "counter", "Notification attempts by outcome.");

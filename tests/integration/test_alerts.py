@@ -322,6 +322,46 @@ class AlertsTest(ServerTestCase):
         self.assertTrue(d["events"])
         self.assertEqual(d["events"][0]["client_ip"], ip)
 
+    def test_severity_rise_is_notified_again(self):
+        ip = "198.51.100.14"
+        sqli = [d for d in self.server.get("/api/detectors", self.admin).json()["detectors"]
+                if d["id"] == "sqli"][0]
+        self.sqli(ip, "/rise")
+        a = self.alert_for(ip)
+        self.assertEqual(a["severity"], "high")
+        self.assertTrue(wait_for(lambda: self.deliveries(a["id"]).get("webhook", {}).get("status") == "sent"))
+        r = self.server.put(f"/api/detectors/{sqli['id']}", {"severity": "critical"}, self.admin)
+        self.assertEqual(r.status, 200, r)
+        try:
+            self.sqli(ip, "/rise")
+            risen = wait_for(lambda: [x for x in self.alerts(actor=f"ip:{ip}", detector="sqli")
+                                      if x["severity"] == "critical"])
+            self.assertTrue(risen, self.alerts(actor=f"ip:{ip}", detector="sqli"))
+            self.assertEqual(risen[0]["id"], a["id"])  # the same alert, grouped
+            self.assertEqual(risen[0]["count"], 2)
+
+            def sent_hooks():
+                got = [json.loads(h["body"]) for h in self.hook.for_alert(a["id"])
+                       if h["attempt"] > FAIL_FIRST]
+                return got if len(got) == 2 else None
+            hooks = wait_for(sent_hooks, 20)
+            self.assertTrue(hooks, self.hook.for_alert(a["id"]))
+            self.assertEqual(sorted(h["alert"]["severity"] for h in hooks), ["critical", "high"])
+            self.assertTrue(wait_for(lambda: len(self.emails_for(a["id"])) == 2, 20))
+            d = self.server.get(f"/api/alerts/{a['id']}/deliveries", self.owner).json()["deliveries"]
+            self.assertEqual(sorted(x["kind"] for x in d), ["email", "email", "webhook", "webhook"])
+            # A third finding at the same severity notifies no one.
+            self.sqli(ip, "/rise")
+            self.assertTrue(wait_for(lambda: [x for x in self.alerts(actor=f"ip:{ip}", detector="sqli")
+                                              if x["count"] == 3]))
+            time.sleep(0.5)
+            self.assertEqual(len(self.server.get(f"/api/alerts/{a['id']}/deliveries",
+                                                 self.owner).json()["deliveries"]), 4)
+            m = self.server.get("/metrics").body
+            self.assertRegex(m, r"(?m)^boing_alerts_escalated_total [1-9]")
+        finally:
+            self.server.put(f"/api/detectors/{sqli['id']}", {"severity": sqli["severity"]}, self.admin)
+
     def test_matcher_mute_suppresses_until_it_expires(self):
         ip = "198.51.100.13"
         r = self.server.post("/api/mutes", {"actor": f"ip:{ip}", "api_id": self.api["id"],
