@@ -322,6 +322,10 @@ bool App::Init(std::string* error) {
     *error = "cannot create the notification channels from the environment: " + s.message;
     return false;
   }
+  if (size_t n = notifier_->Resume(NowSeconds() - int64_t{cfg_.alert_delivery_resume_hours} * 3600,
+                                   [this](int64_t id) { return ApiName(id); })) {
+    log::Info("resumed pending notifications", {{"deliveries", n}});
+  }
   AlertSettings as;
   as.group_window_s = cfg_.alert_group_window_s;
   as.resolve_after_s = cfg_.alert_resolve_after_s;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <unordered_map>
 
 #include "boing/detect/pipeline.h"
 #include "boing/log.h"
@@ -423,6 +424,57 @@ void Notifier::Notify(const AlertRecord& a, const std::string& api_name, bool is
       ++failed;
     }
   }
+}
+
+size_t Notifier::Resume(int64_t since, const std::function<std::string(int64_t api_id)>& api_name) {
+  const int64_t now = NowMs() / 1000;
+  Status st = store_.FailPendingDeliveries(
+      since, now, "not resumed: the server restarted after ALERT_DELIVERY_RESUME_HOURS");
+  if (!st.ok) log::Error("expiring old pending deliveries failed", {{"error", st.message}});
+  size_t resumed = 0;
+  std::unordered_map<int64_t, std::optional<ChannelRecord>> channels;
+  for (DeliveryRecord& d : store_.ListPendingDeliveries(since, s_.queue_max)) {
+    auto fail = [&](const char* why) {
+      d.status = "failed";
+      d.last_error = why;
+      d.updated_at = now;
+      if (Status u = store_.UpdateDelivery(d); !u.ok) {
+        log::Error("updating a delivery failed", {{"error", u.message}});
+      }
+      ++failed;
+    };
+    auto alert = store_.GetAlert(d.alert_id);
+    if (!alert) {
+      fail("the alert no longer exists");
+      continue;
+    }
+    auto [ch, inserted] = channels.try_emplace(d.channel_id);
+    if (inserted) ch->second = store_.GetChannel(d.channel_id);
+    if (!ch->second || !ch->second->enabled) {
+      fail("the channel was deleted or disabled before the delivery could be resumed");
+      continue;
+    }
+    auto config = Config(*ch->second);
+    if (!config) {
+      fail("channel configuration cannot be decrypted with ENCRYPTION_KEY");
+      continue;
+    }
+    Job j;
+    j.d = d;
+    j.alert = std::move(*alert);
+    j.api_name = api_name(j.alert.api_id);
+    j.kind = ch->second->kind;
+    j.config = std::move(*config);
+    // A delivery that already failed waits one base backoff; one never attempted goes now.
+    j.due_ms = d.attempts > 0 ? NowMs() + s_.backoff_ms : 0;
+    if (!Enqueue(std::move(j))) {
+      fail("delivery queue full (ALERT_DELIVERY_QUEUE_MAX)");
+      ++queue_full;
+      continue;
+    }
+    ++resumed;
+  }
+  return resumed;
 }
 
 bool Notifier::Test(const ChannelRecord& c) {

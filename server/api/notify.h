@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -72,10 +73,14 @@ class Notifier {
  public:
   Notifier(Store& store, const crypto::MultiFernet& fernet, NotifySettings settings);
   ~Notifier();
-  void Stop();  // waits for attempts in flight; queued retries are left pending
+  void Stop();  // waits for attempts in flight; queued retries are left pending (see Resume)
   // Records and queues a delivery for every channel routing the alert (status "muted" and nothing
   // sent when `muted`).
   void Notify(const AlertRecord& a, const std::string& api_name, bool muted);
+  // Queues again the deliveries left "pending" by an earlier run (stopped with attempts queued or
+  // waiting for a retry) created at or after `since`; those created before are marked failed.
+  // Returns how many were queued.
+  size_t Resume(int64_t since, const std::function<std::string(int64_t api_id)>& api_name);
   // Queues a test notification to one channel (no delivery row). False when the queue is full.
   bool Test(const ChannelRecord& c);
   // Decrypts a stored channel configuration (nullopt when no key opens it).

@@ -103,6 +103,7 @@ const std::vector<std::string>& ServerConfigVariables() {
                                                  "ALERT_DELIVERY_TIMEOUT_SECONDS",
                                                  "ALERT_DELIVERY_WORKERS",
                                                  "ALERT_DELIVERY_QUEUE_MAX",
+                                                 "ALERT_DELIVERY_RESUME_HOURS",
                                                  "ALERT_ALLOW_PRIVATE_TARGETS",
                                                  "WS_SEND_QUEUE_MAX",
                                                  "ALERT_AUTOBLOCK_SECONDS",
@@ -240,6 +241,7 @@ std::vector<std::string> LoadServerConfig(const Settings& s, ServerConfig& c) {
   i64("ALERT_DELIVERY_TIMEOUT_SECONDS", c.alert_delivery_timeout_s, 1, 600);
   i64("ALERT_DELIVERY_WORKERS", c.alert_delivery_workers, 2, 64);
   i64("ALERT_DELIVERY_QUEUE_MAX", c.alert_delivery_queue_max, 1, 10000000);
+  i64("ALERT_DELIVERY_RESUME_HOURS", c.alert_delivery_resume_hours, 0, 24 * 365);
   s.GetBool("ALERT_ALLOW_PRIVATE_TARGETS", &c.alert_allow_private_targets, e);
   i64("WS_SEND_QUEUE_MAX", c.ws_send_queue_max, 1, 1000000);
   i64("ALERT_AUTOBLOCK_SECONDS", c.alert_autoblock_seconds, 0, 86400 * 365);

@@ -1430,13 +1430,36 @@ class SqlStore final : public Store {
     });
   }
   std::vector<DeliveryRecord> ListDeliveries(int64_t alert_id) override {
+    return DeliveriesWhere("alert_id = ? ORDER BY id", [&](Stmt* s) { s->BindInt(1, alert_id); });
+  }
+  std::vector<DeliveryRecord> ListPendingDeliveries(int64_t since, size_t limit) override {
+    return DeliveriesWhere("status = 'pending' AND created_at >= ? ORDER BY id LIMIT ?",
+                           [&](Stmt* s) {
+                             s->BindInt(1, since);
+                             s->BindInt(2, static_cast<int64_t>(limit));
+                           });
+  }
+  Status FailPendingDeliveries(int64_t before, int64_t now, const std::string& error) override {
+    return Write(Status::Error("expiring deliveries failed"), [&](Conn& c) {
+      return ExecOn(c,
+                    "UPDATE deliveries SET status='failed', last_error=?, updated_at=? "
+                    "WHERE status='pending' AND created_at < ?",
+                    [&](Stmt* s) {
+                      s->BindText(1, error);
+                      s->BindInt(2, now);
+                      s->BindInt(3, before);
+                    });
+    });
+  }
+  std::vector<DeliveryRecord> DeliveriesWhere(const std::string& where,
+                                              const std::function<void(Stmt*)>& bind) {
     return OnPool(std::vector<DeliveryRecord>(), [&](Conn& c) {
       return AllOn<DeliveryRecord>(
           c,
           "SELECT id, alert_id, channel_id, channel_name, kind, status, attempts, last_error, "
-          "created_at, updated_at FROM deliveries WHERE alert_id = ? ORDER BY id",
-          [&](Stmt* s) { s->BindInt(1, alert_id); },
-          [](Stmt* s) {
+          "created_at, updated_at FROM deliveries WHERE " +
+              where,
+          bind, [](Stmt* s) {
             DeliveryRecord d;
             d.id = s->Int(0);
             d.alert_id = s->Int(1);

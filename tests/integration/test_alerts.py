@@ -598,6 +598,104 @@ class AlertsTest(ServerTestCase):
         self.assertAlive()
 
 
+class SwitchableWebhook:
+    """HTTP on 127.0.0.1 answering 503 while `failing`, else 200; records (delivery id, status)."""
+
+    def __init__(self):
+        self.failing = True
+        self.seen = []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                code = 503 if outer.failing else 200
+                outer.seen.append((self.headers.get("X-Boing-Delivery"), code))
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class PendingDeliveriesSurviveRestartTest(ServerTestCase):
+    """A delivery still being retried when the server stops is retried again after it starts (and
+    one older than ALERT_DELIVERY_RESUME_HOURS is marked failed instead of staying pending)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hook = SwitchableWebhook()
+        cls.server_env = {"WEBHOOK_URL": f"http://127.0.0.1:{cls.hook.port}/hook",
+                          "ALERT_DELIVERY_BACKOFF_MS": "500", "ALERT_DELIVERY_MAX_ATTEMPTS": "100"}
+        try:
+            super().setUpClass()
+        except BaseException:
+            cls.hook.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.hook.stop()
+
+    def test_pending_delivery_resumes_after_restart(self):
+        owner = self.server.register("resumer")
+        key = self.server.create_api(owner, "resume-api")["ingest_key"]
+
+        def alert_with_failing_delivery(ip):
+            r = self.server.post("/api/ingest", event(key, client_ip=ip,
+                                                      endpoint="/s?q=1%20union%20select%20null,null"))
+            self.assertEqual(r.status, 200, r)
+            a = wait_for(lambda: self.server.get(f"/api/alerts?actor=ip:{ip}", owner).json()["alerts"])
+            self.assertTrue(a)
+
+            def failed_once():
+                d = self.server.get(f"/api/alerts/{a[0]['id']}/deliveries", owner).json()["deliveries"]
+                return d[0] if d and d[0]["attempts"] >= 1 and d[0]["status"] == "pending" else None
+            d = wait_for(failed_once)
+            self.assertTrue(d, "the webhook delivery was not attempted")
+            return a[0], d
+
+        alert, before = alert_with_failing_delivery("198.51.100.70")
+        self.assertEqual(self.server.stop(), 0)
+        self.hook.failing = False
+        self.server.start()
+
+        def sent():
+            d = self.server.get(f"/api/alerts/{alert['id']}/deliveries", owner).json()["deliveries"]
+            return d[0] if d and d[0]["status"] == "sent" else None
+        after = wait_for(sent)
+        self.assertTrue(after, self.server.get(f"/api/alerts/{alert['id']}/deliveries", owner).json())
+        self.assertEqual(after["id"], before["id"])  # the same delivery, not a new notification
+        self.assertGreater(after["attempts"], before["attempts"])
+        self.assertIn((str(before["id"]), 200), self.hook.seen)
+
+        # Older than ALERT_DELIVERY_RESUME_HOURS=0 when the server starts: marked failed.
+        self.hook.failing = True
+        alert, before = alert_with_failing_delivery("198.51.100.71")
+        self.assertEqual(self.server.stop(), 0)
+        self.hook.failing = False
+        time.sleep(1.1)  # created_at has whole seconds
+        self.server.env["ALERT_DELIVERY_RESUME_HOURS"] = "0"
+        self.server.start()
+        d = self.server.get(f"/api/alerts/{alert['id']}/deliveries", owner).json()["deliveries"]
+        self.assertEqual(d[0]["status"], "failed", d)
+        self.assertIn("ALERT_DELIVERY_RESUME_HOURS", d[0]["last_error"])
+        time.sleep(1)
+        self.assertNotIn((str(before["id"]), 200), self.hook.seen)
+
+
 class AutoResolveAndResponseTest(ServerTestCase):
     server_env = {"ALERT_RESOLVE_AFTER_SECONDS": "2", "ALERT_AUTOBLOCK_SECONDS": "60",
                   "ALERT_AUTOBLOCK_MIN_SEVERITY": "high"}

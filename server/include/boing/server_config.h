@@ -108,6 +108,7 @@ struct ServerConfig {
   int alert_delivery_timeout_s = 10;     // one attempt (connect + transfer)
   int alert_delivery_workers = 4;        // a failing channel occupies at most one
   size_t alert_delivery_queue_max = 10000;
+  int alert_delivery_resume_hours = 24;     // pending deliveries younger than this resume at start
   bool alert_allow_private_targets = true;  // webhook/Slack URLs on loopback/private addresses
   size_t ws_send_queue_max = 1000;          // messages queued per WebSocket client; closed beyond
   // Automatic response: blacklist an alert's IP actor for this long (0 = off), doubling for repeat

@@ -350,6 +350,11 @@ class Store {
   virtual Status InsertDelivery(DeliveryRecord& d) = 0;
   virtual Status UpdateDelivery(const DeliveryRecord& d) = 0;
   virtual std::vector<DeliveryRecord> ListDeliveries(int64_t alert_id) = 0;
+  // Deliveries still "pending" (queued or waiting for a retry when the server stopped) created at
+  // or after `since`, oldest first, at most `limit`.
+  virtual std::vector<DeliveryRecord> ListPendingDeliveries(int64_t since, size_t limit) = 0;
+  // Marks "failed", with `error`, the deliveries still "pending" created before `before`.
+  virtual Status FailPendingDeliveries(int64_t before, int64_t now, const std::string& error) = 0;
 
   // Audit log, newest first.
   virtual Status AddAudit(const AuditEntry& a) = 0;
