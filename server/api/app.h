@@ -151,6 +151,8 @@ class App {
   // JSON bodies: an object or a 400 naming the problem.
   std::variant<Json, http::Response> ParseBody(const http::Request& req);
   static http::Response Unavailable(const Status& s);
+  // 401 for a token neither cached nor in the database; 503 when the database cannot say.
+  http::Response UnknownAgentToken();
   static http::Response StoreError(const Status& s);
 
  private:

@@ -131,7 +131,7 @@ void App::RegisterIngest(http::Router& r) {
     std::optional<Api> header_api;
     if (auto token = BearerToken(req); !token.empty()) {
       agent = AgentForToken(token);
-      if (!agent) co_return http::Response::Error(401, "unknown or revoked agent token");
+      if (!agent) co_return UnknownAgentToken();
     } else if (auto key = req.Header("X-Api-Key"); !key.empty()) {
       header_api = ApiForKey(std::string(key));
       if (!header_api) co_return http::Response::Error(401, "unknown api key", "X-Api-Key");
@@ -207,7 +207,7 @@ void App::RegisterIngest(http::Router& r) {
     std::string token(BearerToken(req));
     if (token.empty()) token = req.QueryParam("token").value_or("");
     if (token.empty()) return std::nullopt;
-    if (!AgentForToken(token)) return http::Response::Error(401, "unknown or revoked agent token");
+    if (!AgentForToken(token)) return UnknownAgentToken();
     return std::nullopt;
   };
   r.AddWebSocket(
