@@ -185,7 +185,8 @@ class App {
   void ReloadDetection();
 
   // Ingest internals.
-  std::optional<Api> ApiForKey(const std::string& api_key);
+  // nullopt for an unknown key; *unavailable when the keys could not be loaded (database down).
+  std::optional<Api> ApiForKey(const std::string& api_key, bool* unavailable = nullptr);
   void InvalidateApiCache();
   int64_t MatchApi(const Event& e);
   std::optional<Agent> AgentForToken(std::string_view token);

@@ -14,6 +14,8 @@ the 60-second version), starts it again on the same port, and checks:
   the events table afterwards.
 
 It prints: acknowledged lost, 503s served, RSS max during the outage, time to recover.
+test_keys_first_needed_while_the_database_is_down: ingest keys first needed during an outage get
+503, and work once the database is back.
 """
 import json
 import os
@@ -263,6 +265,31 @@ class DatabaseDownTest(unittest.TestCase):
         r = s.post("/api/ingest/batch", raw=json.dumps([event(agent_id=spare["agent_id"], seq=1,
                                                               endpoint="/db/spare")]),
                    token=spare["agent_token"])
+        self.assertEqual((r.status, r.json()["accepted"]), (200, 1), r)
+
+    def test_keys_first_needed_while_the_database_is_down(self):
+        # The server loads its ingest keys on first use (and again after any API change). If that
+        # first use falls in an outage it answers 503, and must not keep an empty key list that
+        # would refuse every key with 401 after the database is back.
+        s = self.server
+        key = s.create_api(s.admin_token(), "late")["ingest_key"]
+        self.mariadb("stop")
+        try:
+            r = s.post("/api/ingest", event(key, endpoint="/late/1"))
+            self.assertEqual(r.status, 503, r)
+            self.assertTrue(r.header("Retry-After"))
+            r = s.post("/api/ingest/batch", raw=json.dumps([event(endpoint="/late/2")]),
+                       headers={"X-Api-Key": key})
+            self.assertEqual(r.status, 503, r)
+            r = s.post("/api/ingest/batch", raw=json.dumps([event(key, endpoint="/late/3")]))
+            self.assertEqual(r.status, 503, r)
+        finally:
+            self.mariadb("start", env={"MARIADB_PORT": self.mysql["BOING_TEST_MYSQL_PORT"],
+                                       "MARIADB_PASSWORD": self.mysql["BOING_TEST_MYSQL_PASSWORD"]})
+        r = s.post("/api/ingest", event(key, endpoint="/late/1"))
+        self.assertEqual(r.status, 200, r)
+        r = s.post("/api/ingest/batch", raw=json.dumps([event(endpoint="/late/2")]),
+                   headers={"X-Api-Key": key})
         self.assertEqual((r.status, r.json()["accepted"]), (200, 1), r)
 
 
