@@ -440,7 +440,7 @@ int RunAgent(const AgentOptions& options) {
     metrics.SetTrackerCounters(tracker_counters());
     if (spool) {
       SpoolStats st = spool->stats();
-      metrics.SetSpool(st.bytes, st.pending, st.dropped);
+      metrics.SetSpool(st.bytes, st.pending, st.dropped, st.disk_full, st.cap_bytes);
     }
   };
   RateWindow rate_window;
@@ -462,6 +462,7 @@ int RunAgent(const AgentOptions& options) {
                                      {"rejected", metrics.rejected.load()},
                                      {"dropped_spool_full", st.dropped},
                                      {"dropped_spool_error", metrics.spool_errors.load()},
+                                     {"spool_disk_full", st.disk_full},
                                      {"uplink_errors", metrics.uplink_errors.load()},
                                      {"spool_bytes", st.bytes},
                                      {"spool_pending", st.pending}});

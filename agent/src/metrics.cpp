@@ -21,11 +21,14 @@ void AgentMetrics::SetTrackerCounters(std::vector<std::pair<std::string, uint64_
   tracker_ = std::move(counters);
 }
 
-void AgentMetrics::SetSpool(uint64_t bytes, uint64_t pending, uint64_t dropped) {
+void AgentMetrics::SetSpool(uint64_t bytes, uint64_t pending, uint64_t dropped, uint64_t disk_full,
+                            uint64_t cap_bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   spool_bytes_ = bytes;
   spool_pending_ = pending;
   spool_dropped_ = dropped;
+  spool_disk_full_ = disk_full;
+  spool_cap_bytes_ = cap_bytes;
 }
 
 std::string AgentMetrics::RenderPrometheus() const {
@@ -64,6 +67,12 @@ std::string AgentMetrics::RenderPrometheus() const {
   metric("boing_agent_spool_bytes", "gauge", "Bytes of the spool's segment files.", spool_bytes_);
   metric("boing_agent_spool_pending_events", "gauge", "Events waiting for the server's ack.",
          spool_pending_);
+  metric("boing_agent_spool_disk_full_total", "counter",
+         "Spool appends the filesystem refused for lack of space (oldest segments dropped).",
+         spool_disk_full_);
+  metric("boing_agent_spool_limit_bytes", "gauge",
+         "The spool's size bound now: spool.max_bytes, or what fit after the disk was full.",
+         spool_cap_bytes_);
   if (!kernel_.empty()) {
     out +=
         "# HELP boing_agent_kernel_drops_total Records the kernel side could not deliver, by "

@@ -354,22 +354,47 @@ bool Spool::AppendLocked(uint64_t seq, std::string_view payload, std::vector<Doo
     }
     if (!OpenTail(seq, error)) return false;
   }
-  while (total_bytes_ + size > options_.max_bytes && segments_.size() > 1) DropOldest(doomed);
+  while (total_bytes_ + size > cap_bytes_ && segments_.size() > 1) DropOldest(doomed);
 
   uint8_t h[kHeader];
   Put32(h, static_cast<uint32_t>(payload.size()));
   Put64(h + 8, seq);
   Put32(h + 4, RecordCrc(h + 8, payload));
   iovec iov[2] = {{h, kHeader}, {const_cast<char*>(payload.data()), payload.size()}};
-  Segment& tail = segments_.back();
-  ssize_t n;
-  do {
-    n = writev(tail_fd_, iov, 2);
-  } while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(size)) {
-    *error = n < 0 ? Errno("spool: write " + tail.path) : "spool: short write to " + tail.path;
+  bool uncut = false;  // a half record stayed at the end of the tail
+  auto write_record = [&]() {
+    ssize_t n;
+    do {
+      n = writev(tail_fd_, iov, 2);
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(size)) return 0;
+    int err = n < 0 ? errno : ENOSPC;  // a short write: the filesystem ran out of space
     // Leave no half record behind (a reopen would cut it anyway).
-    if (ftruncate(tail_fd_, static_cast<off_t>(tail.bytes)) != 0) {
+    if (n > 0 && ftruncate(tail_fd_, static_cast<off_t>(segments_.back().bytes)) != 0) {
+      uncut = true;
+    }
+    return err;
+  };
+  int err = write_record();
+  if ((err == ENOSPC || err == EDQUOT) && !uncut && segments_.size() > 1) {
+    // The disk is full before max_bytes: what is there is what fits. Keep one segment of
+    // headroom below it (the acked file must stay writable for acknowledgements to free space),
+    // drop the oldest segments down to that, and free their space now, under the lock: this is
+    // rare, and the retry needs the space.
+    ++stats_.disk_full;
+    uint64_t fit = total_bytes_;
+    cap_bytes_ = fit > options_.segment_bytes ? fit - options_.segment_bytes : 0;
+    while (total_bytes_ + size > cap_bytes_ && segments_.size() > 1) DropOldest(doomed);
+    Bury(doomed);
+    err = write_record();
+  } else if (err == ENOSPC || err == EDQUOT) {
+    ++stats_.disk_full;
+  }
+  Segment& tail = segments_.back();
+  if (err != 0) {
+    errno = err;
+    *error = Errno("spool: write " + tail.path);
+    if (uncut) {  // stop appending to this segment (a reopen cuts the half record)
       if (tail.synced || options_.fsync == FsyncPolicy::kNever) {
         close(tail_fd_);
       } else {
@@ -500,6 +525,10 @@ bool Spool::Ack(uint64_t seq, std::string* error) {
       doomed.push_back(Doomed{segments_.front().path, segments_.front().sync_fd});
       segments_.erase(segments_.begin());
     }
+    // Everything acknowledged after a full disk: the space may be back, so is the bound.
+    if (segments_.size() == 1 && segments_.back().last_seq <= acked_) {
+      cap_bytes_ = options_.max_bytes;
+    }
     if (after_seq_ == acked_ + 1) {
       read_hint_seq_ = after_seq_;
       read_hint_segment_ = after_segment_;
@@ -514,6 +543,7 @@ SpoolStats Spool::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   SpoolStats s = stats_;
   s.bytes = total_bytes_;
+  s.cap_bytes = cap_bytes_;
   s.pending = 0;
   for (const Segment& seg : segments_) s.pending += PendingIn(seg);
   return s;

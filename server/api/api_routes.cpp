@@ -281,7 +281,7 @@ void App::RegisterAgents(http::Router& r) {
   r.Add("POST", "/api/agents/heartbeat", Sync([this](http::Request& req) -> http::Response {
           std::string_view h = req.Header("Authorization");
           auto agent = h.size() > 7 ? AgentForToken(h.substr(7)) : std::nullopt;
-          if (!agent) return http::Response::Error(401, "unknown or revoked agent token");
+          if (!agent) return UnknownAgentToken();
           auto parsed = ParseBody(req);
           if (auto* e = std::get_if<http::Response>(&parsed)) return *e;
           const Json& body = std::get<Json>(parsed);

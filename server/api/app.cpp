@@ -545,6 +545,13 @@ http::Response App::Unavailable(const Status& s) {
   return r;
 }
 
+http::Response App::UnknownAgentToken() {
+  // A token missing from the cache is looked up in the database: while that is down the token may
+  // well be valid, and the agent must retry (503), not give up on a revoked token (401).
+  if (Status s = store_->Ping(); !s.ok) return Unavailable(s);
+  return http::Response::Error(401, "unknown or revoked agent token");
+}
+
 http::Response App::StoreError(const Status& s) {
   if (s.unavailable) return Unavailable(s);
   if (s.conflict) return http::Response::Error(409, s.message);

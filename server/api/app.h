@@ -156,6 +156,8 @@ class App {
   // JSON bodies: an object or a 400 naming the problem.
   std::variant<Json, http::Response> ParseBody(const http::Request& req);
   static http::Response Unavailable(const Status& s);
+  // 401 for a token neither cached nor in the database; 503 when the database cannot say.
+  http::Response UnknownAgentToken();
   static http::Response StoreError(const Status& s);
 
  private:
@@ -188,7 +190,8 @@ class App {
   void ReloadDetection();
 
   // Ingest internals.
-  std::optional<Api> ApiForKey(const std::string& api_key);
+  // nullopt for an unknown key; *unavailable when the keys could not be loaded (database down).
+  std::optional<Api> ApiForKey(const std::string& api_key, bool* unavailable = nullptr);
   void InvalidateApiCache();
   int64_t MatchApi(const Event& e);
   std::optional<Agent> AgentForToken(std::string_view token);

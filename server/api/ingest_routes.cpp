@@ -27,7 +27,8 @@ const char* OutcomeName(InsertOutcome o) {
 
 }  // namespace
 
-std::optional<Api> App::ApiForKey(const std::string& api_key) {
+std::optional<Api> App::ApiForKey(const std::string& api_key, bool* unavailable) {
+  if (unavailable) *unavailable = false;
   if (api_key.empty() || api_key.size() > 256) return std::nullopt;
   const std::string hash = HashHex(api_key);
   {
@@ -40,9 +41,16 @@ std::optional<Api> App::ApiForKey(const std::string& api_key) {
   }
   std::unique_lock lock(cache_mu_);
   if (!api_cache_loaded_) {
+    std::vector<Api> apis = store_->ListApis(std::nullopt);
+    if (apis.empty() && !store_->Ping().ok) {
+      // The database is down: an empty list says nothing about the keys. Load next time
+      // (caching it would refuse every key with 401 until the next API change).
+      if (unavailable) *unavailable = true;
+      return std::nullopt;
+    }
     api_by_key_hash_.clear();
     api_rules_.clear();
-    for (auto& a : store_->ListApis(std::nullopt)) {
+    for (auto& a : apis) {
       if (!a.match_host.empty() || a.match_port != 0 || !a.match_base_path.empty()) {
         api_rules_.push_back(a);
       }
@@ -106,7 +114,9 @@ void App::RegisterIngest(http::Router& r) {
       co_return http::Response::Error(400, err->message, err->field);
     }
     if (e.api_key.empty()) e.api_key = std::string(req.Header("X-Api-Key"));
-    auto api = ApiForKey(e.api_key);
+    bool unavailable = false;
+    auto api = ApiForKey(e.api_key, &unavailable);
+    if (unavailable) co_return Unavailable(Status::Unavailable("api keys not loaded"));
     if (!api) {
       ++ingest_rejected;
       co_return http::Response::Error(401, "unknown or missing api_key", "api_key");
@@ -131,9 +141,11 @@ void App::RegisterIngest(http::Router& r) {
     std::optional<Api> header_api;
     if (auto token = BearerToken(req); !token.empty()) {
       agent = AgentForToken(token);
-      if (!agent) co_return http::Response::Error(401, "unknown or revoked agent token");
+      if (!agent) co_return UnknownAgentToken();
     } else if (auto key = req.Header("X-Api-Key"); !key.empty()) {
-      header_api = ApiForKey(std::string(key));
+      bool unavailable = false;
+      header_api = ApiForKey(std::string(key), &unavailable);
+      if (unavailable) co_return Unavailable(Status::Unavailable("api keys not loaded"));
       if (!header_api) co_return http::Response::Error(401, "unknown api key", "X-Api-Key");
     }
     std::vector<BatchItem> items;
@@ -156,7 +168,9 @@ void App::RegisterIngest(http::Router& r) {
         e.api_id = MatchApi(e);
       } else {
         std::optional<Api> api = header_api;
-        if (!e.api_key.empty()) api = ApiForKey(e.api_key);
+        bool unavailable = false;
+        if (!e.api_key.empty()) api = ApiForKey(e.api_key, &unavailable);
+        if (unavailable) co_return Unavailable(Status::Unavailable("api keys not loaded"));
         if (!api) {
           it.error = ParseError{"api_key", "unknown or missing api_key"};
           continue;
@@ -207,7 +221,7 @@ void App::RegisterIngest(http::Router& r) {
     std::string token(BearerToken(req));
     if (token.empty()) token = req.QueryParam("token").value_or("");
     if (token.empty()) return std::nullopt;
-    if (!AgentForToken(token)) return http::Response::Error(401, "unknown or revoked agent token");
+    if (!AgentForToken(token)) return UnknownAgentToken();
     return std::nullopt;
   };
   r.AddWebSocket(
@@ -216,6 +230,7 @@ void App::RegisterIngest(http::Router& r) {
         std::string token(BearerToken(req));
         if (token.empty()) token = req.QueryParam("token").value_or("");
         std::optional<Agent> agent = token.empty() ? std::nullopt : AgentForToken(token);
+        bool keys_unavailable = false;
         for (;;) {
           auto msg = co_await ws.Read();
           if (!msg) co_return;
@@ -231,14 +246,18 @@ void App::RegisterIngest(http::Router& r) {
               } else {
                 e.api_id = MatchApi(e);
               }
-            } else if (auto api = ApiForKey(e.api_key)) {
+            } else if (auto api = ApiForKey(e.api_key, &keys_unavailable)) {
               e.api_id = api->id;
-            } else {
+            } else if (!keys_unavailable) {
               err = ParseError{"api_key", "unknown or missing api_key"};
             }
           }
           if (e.seq) reply["seq"] = *e.seq;
-          if (err) {
+          if (keys_unavailable) {
+            keys_unavailable = false;
+            reply["status"] = "unavailable";
+            reply["error"] = "storage unavailable, retry later";
+          } else if (err) {
             ++ingest_rejected;
             reply["status"] = "rejected";
             reply["error"] = err->message;

@@ -42,8 +42,10 @@ def wait_until(pred, timeout, what):
     raise AssertionError("timed out waiting for " + what)
 
 
-@unittest.skipUnless(AGENT, "BOING_AGENT_BIN not set (agent not built)")
-class AgentUplinkTest(unittest.TestCase):
+class AgentCase(unittest.TestCase):
+    """A server on a fixed port, an enrolment token, and the agent's configuration (replay mode)."""
+    spool_config = "spool:\n  max_bytes: 4MiB\n"
+
     def setUp(self):
         self.port = free_port()
         self.server = Server(listen=f"127.0.0.1:{self.port}").start()
@@ -69,8 +71,7 @@ uplink:
   heartbeat_interval_s: 1
   backoff_initial_ms: 100
   backoff_max_ms: 800
-spool:
-  max_bytes: 4MiB
+{self.spool_config.format(tmp=self.tmp)}
 metrics:
   listen: 127.0.0.1:{self.metrics_port}
 """)
@@ -100,7 +101,7 @@ metrics:
         with open(self.agent_err) as f:
             return f.read()
 
-    def write_events(self, n):
+    def write_events(self, n, pad=0):
         with open(self.replay, "a") as f:
             for _ in range(n):
                 i = self.next_event
@@ -109,7 +110,7 @@ metrics:
                     "timestamp": time.time(), "method": "POST" if i % 2 else "GET",
                     "endpoint": f"/it/{i}", "client_ip": f"198.51.100.{i % 3 + 1}",
                     "status_code": 200 + (i % 2), "latency_ms": 1.5,
-                    "headers": {"Host": "shop.example", "User-Agent": "it-client",
+                    "headers": {"Host": "shop.example", "User-Agent": "it-client" + "x" * pad,
                                 "Authorization": f"Bearer {SECRET}{i % 3}",
                                 "X-Not-Allowed": "dropped"}}) + "\n")
 
@@ -156,7 +157,9 @@ metrics:
             self.assertEqual(e["endpoint"], f"/it/{e['seq']}")
         self.assertEqual(len({e["agent_id"] for e in events}), 1)
 
-    # --- tests -----------------------------------------------------------------------------
+
+@unittest.skipUnless(AGENT, "BOING_AGENT_BIN not set (agent not built)")
+class AgentUplinkTest(AgentCase):
     def test_outage_spool_sigkill_and_exactly_once_delivery(self):
         self.start_agent("events-1.ndjson")
         self.assertIn("enrolled as agent", self.stderr())
@@ -270,3 +273,114 @@ metrics:
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(AGENT, "BOING_AGENT_BIN not set (agent not built)")
+class SpoolDiskFullTest(AgentCase):
+    """Fault test: the spool's filesystem (a 1 MiB tmpfs the test mounts) fills up while the server
+    is down, long before spool.max_bytes. The oldest events are dropped and counted, the newest are
+    all kept, the agent keeps running and delivers what it kept when the server is back; then its
+    size bound returns to spool.max_bytes. Prints: events spooled, dropped (oldest), delivered after
+    recovery."""
+    spool_config = "spool:\n  dir: {tmp}/spool\n  max_bytes: 64MiB\n  segment_bytes: 128KiB\n"
+    TMPFS = "1m"
+    OUTAGE_EVENTS = 3000  # about 1.2 KB each in the spool: 3.6 MB for a 1 MiB filesystem
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("mounting the test filesystem needs root")
+        super().setUp()
+        self.spool_dir = os.path.join(self.tmp, "spool")
+        os.makedirs(self.spool_dir, mode=0o700)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.TMPFS},mode=0700",
+                            "boing-spool-test", self.spool_dir], capture_output=True, text=True)
+        if r.returncode != 0:
+            super().tearDown()
+            self.fail("cannot mount a tmpfs for the spool: " + r.stderr)
+
+    def tearDown(self):
+        if self.agent and self.agent.poll() is None:
+            self.agent.kill()
+            self.agent.wait()
+        subprocess.run(["umount", self.spool_dir], capture_output=True)
+        super().tearDown()
+
+    def test_full_disk_drops_the_oldest_and_the_agent_keeps_going(self):
+        dropped_key = 'boing_agent_events_dropped_total{cause="spool_full"}'
+        error_key = 'boing_agent_events_dropped_total{cause="spool_error"}'
+        self.start_agent("events.ndjson")
+        self.write_events(10)
+        self.wait_stored(10)
+
+        self.server.stop()
+        self.write_events(self.OUTAGE_EVENTS, pad=1000)
+        total = 10 + self.OUTAGE_EVENTS
+        m = wait_until(lambda: (lambda m: m if m.get("boing_agent_events_captured_total") == total
+                                else None)(self.metrics()), 120, "the agent to read every event")
+        time.sleep(1.5)  # the spool gauges are refreshed every second
+        m = self.metrics()
+        self.assertIsNone(self.agent.poll(), "the agent died on a full disk: " + self.stderr())
+        usage = shutil.disk_usage(self.spool_dir)
+        spooled = int(m["boing_agent_events_spooled_total"])
+        dropped = int(m[dropped_key])
+        pending = int(m["boing_agent_spool_pending_events"])
+        disk_full = int(m["boing_agent_spool_disk_full_total"])
+        limit = int(m["boing_agent_spool_limit_bytes"])
+        self.assertGreaterEqual(disk_full, 1, "the filesystem never refused a write: nothing tested")
+        self.assertGreater(dropped, 0)
+        self.assertEqual(m[error_key], 0, "newest events lost instead of the oldest: " + self.stderr())
+        self.assertEqual(spooled, total, "every event captured is spooled")
+        self.assertEqual(pending, self.OUTAGE_EVENTS - dropped, "pending = spooled - sent - dropped")
+        self.assertLess(limit, usage.total, "the bound was lowered to what fits")
+        self.assertLessEqual(m["boing_agent_spool_bytes"], usage.total)
+
+        # Still capturing while full: more events go in, the oldest keep going out.
+        self.write_events(200, pad=1000)
+        total += 200
+        m = wait_until(lambda: (lambda m: m if m.get("boing_agent_events_captured_total") == total
+                                else None)(self.metrics()), 60, "the agent to read 200 more")
+        time.sleep(1.5)
+        m = self.metrics()
+        dropped = int(m[dropped_key])
+        self.assertEqual(m[error_key], 0)
+
+        # The server is back: the agent delivers what it kept, and the oldest are the ones gone.
+        self.restart_server()
+        kept = total - 10 - dropped
+        events = self.wait_stored(10 + kept, timeout=120)
+        wait_until(lambda: self.metrics().get("boing_agent_spool_pending_events") == 0, 30,
+                   "the backlog acknowledged")
+        time.sleep(1)
+        events = self.stored()
+        seqs = sorted(e["seq"] for e in events)
+        self.assertEqual(len(seqs), len(set(seqs)), "an event delivered twice")
+        self.assertEqual(seqs[:10], list(range(1, 11)))
+        kept_seqs = list(range(11 + dropped, total + 1))
+        self.assertEqual(seqs[len(seqs) - len(kept_seqs):], kept_seqs, "a kept (newest) event lost")
+        # Deleted from disk but already read by the uplink (its batches in flight, retried from
+        # memory): at most uplink.max_in_flight (4) batches of 25 arrive although counted dropped.
+        in_memory = seqs[10:len(seqs) - len(kept_seqs)]
+        self.assertLessEqual(len(in_memory), 4 * 25, in_memory)
+        delivered_after = len(events) - 10
+
+        # Forwarding resumes as usual, and the bound returns once the backlog is acknowledged.
+        self.write_events(20)
+        self.wait_stored(10 + kept + 20, timeout=60)
+        m = wait_until(lambda: (lambda m: m if m.get("boing_agent_spool_pending_events") == 0
+                                and m.get("boing_agent_spool_limit_bytes") == 64 << 20 else None)(
+            self.metrics()), 20, "the backlog acknowledged and the bound restored")
+        self.assertEqual(int(m[dropped_key]), dropped, "nothing dropped after the recovery")
+        self.assertIsNone(self.agent.poll())
+
+        def heartbeat_counters():
+            a = self.server.get("/api/agents", self.admin).json()["agents"][0]
+            c = a.get("counters") or {}
+            return c if c.get("dropped_spool_full") == dropped else None
+        c = wait_until(heartbeat_counters, 15, "a heartbeat with the drop counters")
+        self.assertEqual(c["spool_disk_full"], int(m["boing_agent_spool_disk_full_total"]))
+        print(f"\nspool on a {self.TMPFS} tmpfs, server down: events spooled {spooled + 200}, "
+              f"dropped (oldest) {dropped}, delivered after recovery {delivered_after} "
+              f"({len(in_memory)} of them counted dropped but in the uplink's memory), "
+              f"disk-full appends {int(m['boing_agent_spool_disk_full_total'])}, "
+              f"spool bound while full {limit} bytes (filesystem {usage.total}), "
+              f"newest lost 0, agent restarts 0")

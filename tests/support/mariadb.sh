@@ -7,6 +7,10 @@
 # Everything lives in DIR (datadir, socket, pid file, logs). The server reads no option file
 # (--no-defaults), so the system instance (/var/lib/mysql, port 3306) is never touched. `start` is
 # idempotent: when the server in DIR is already up it prints the same exports again.
+#
+# MARIADB_PORT and MARIADB_PASSWORD, when set, fix the port and the test user's password instead of
+# choosing new ones (tests/integration/test_dbdown.py restarts a stopped server where its clients
+# expect it).
 set -euo pipefail
 
 die() {
@@ -82,7 +86,7 @@ start() {
 
   local port attempt ok=0
   for attempt in 1 2 3; do
-    port=$(free_port)
+    port=${MARIADB_PORT:-$(free_port)}
     rm -f "$SOCK"
     # setsid: the server outlives the shell that ran `start` (e.g. a CI step).
     setsid "$mariadbd" --no-defaults "${user_args[@]}" --datadir="$DATA" \
@@ -112,7 +116,8 @@ start() {
   [[ -s "$PIDFILE" ]] || echo "$launcher" >"$PIDFILE"
 
   local password
-  password=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 24)
+  password=${MARIADB_PASSWORD:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 24)}
+  [[ $password =~ ^[A-Za-z0-9]+$ ]] || die "MARIADB_PASSWORD must be letters and digits"
   client <<SQL || die "could not create the test user"
 CREATE DATABASE IF NOT EXISTS boing_test CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
 CREATE USER IF NOT EXISTS 'boing'@'127.0.0.1' IDENTIFIED BY '$password';

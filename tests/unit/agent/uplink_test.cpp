@@ -421,7 +421,7 @@ TEST(Metrics, PrometheusTextHasTheAdvertisedSeries) {
   AgentMetrics m;
   m.captured = 5;
   m.sent = 4;
-  m.SetSpool(1234, 1, 2);
+  m.SetSpool(1234, 1, 2, 3, 4096);
   m.SetKernelCounters({{"events", 9}, {"drop_ringbuf_full", 3}});
   std::string text = m.RenderPrometheus();
   EXPECT_NE(text.find("boing_agent_events_captured_total 5\n"), std::string::npos);
@@ -429,6 +429,8 @@ TEST(Metrics, PrometheusTextHasTheAdvertisedSeries) {
   EXPECT_NE(text.find("boing_agent_spool_bytes 1234\n"), std::string::npos);
   EXPECT_NE(text.find("boing_agent_events_dropped_total{cause=\"spool_full\"} 2\n"),
             std::string::npos);
+  EXPECT_NE(text.find("boing_agent_spool_disk_full_total 3\n"), std::string::npos);
+  EXPECT_NE(text.find("boing_agent_spool_limit_bytes 4096\n"), std::string::npos);
   EXPECT_NE(text.find("boing_agent_kernel_drops_total{cause=\"ringbuf_full\"} 3\n"),
             std::string::npos);
   std::string error;

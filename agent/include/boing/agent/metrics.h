@@ -33,7 +33,8 @@ struct AgentMetrics {
   // Snapshots, refreshed by the capture loop.
   void SetKernelCounters(std::vector<std::pair<std::string, uint64_t>> counters);
   void SetTrackerCounters(std::vector<std::pair<std::string, uint64_t>> counters);
-  void SetSpool(uint64_t bytes, uint64_t pending, uint64_t dropped);
+  void SetSpool(uint64_t bytes, uint64_t pending, uint64_t dropped, uint64_t disk_full,
+                uint64_t cap_bytes);
 
   std::string RenderPrometheus() const;
 
@@ -41,7 +42,8 @@ struct AgentMetrics {
   mutable std::mutex mu_;
   std::vector<std::pair<std::string, uint64_t>> kernel_;
   std::vector<std::pair<std::string, uint64_t>> tracker_;
-  uint64_t spool_bytes_ = 0, spool_pending_ = 0, spool_dropped_ = 0;
+  uint64_t spool_bytes_ = 0, spool_pending_ = 0, spool_dropped_ = 0, spool_disk_full_ = 0,
+           spool_cap_bytes_ = 0;
 };
 
 // True when `listen` is an address MetricsServer::Start accepts (loopback HOST:PORT); does not

@@ -8,7 +8,11 @@
 // truncated there (a crash in the middle of an append).
 //
 // Bound: segments total at most `max_bytes`. When an append would pass it, the oldest segment is
-// deleted and its unacknowledged records are counted as dropped. seq numbers are the spool's to
+// deleted and its unacknowledged records are counted as dropped. A full disk (ENOSPC/EDQUOT on an
+// append) is handled the same way: the spool learns the size that fit, lowers its bound to that
+// minus one segment (the headroom keeps the `acked` file writable, so acknowledgements still free
+// space), drops its oldest segments down to it and retries the append once; the bound returns to
+// `max_bytes` when the backlog has been acknowledged. seq numbers are the spool's to
 // hand out (NextSeq): they continue after the highest seq found on disk or acknowledged, so they
 // are monotonic across restarts.
 //
@@ -69,6 +73,8 @@ struct SpoolStats {
   uint64_t pending = 0;          // unacknowledged records now
   uint64_t bytes = 0;            // total size of the segment files now
   uint64_t acked_seq = 0;
+  uint64_t disk_full = 0;  // appends the filesystem refused for lack of space (see above)
+  uint64_t cap_bytes = 0;  // the bound now: max_bytes, or less after a full disk
 };
 
 class Spool {
@@ -116,7 +122,8 @@ class Spool {
     int fd = -1;
   };
 
-  explicit Spool(SpoolOptions options) : options_(std::move(options)) {}
+  explicit Spool(SpoolOptions options)
+      : options_(std::move(options)), cap_bytes_(options_.max_bytes) {}
   bool Recover(std::string* error);
   bool OpenTail(uint64_t first_seq, std::string* error);
   bool AppendLocked(uint64_t seq, std::string_view payload, std::vector<Doomed>& doomed,
@@ -150,6 +157,7 @@ class Spool {
   uint64_t after_segment_ = 0;
   uint64_t after_offset_ = 0;
   uint64_t total_bytes_ = 0;
+  uint64_t cap_bytes_ = 0;  // max_bytes, lowered to what fit when the disk was full
   SpoolStats stats_;
 };
 
