@@ -111,6 +111,9 @@ const std::vector<ScenarioInfo>& Scenarios() {
       {"xss", "cross-site scripting probes in query strings and bodies", "xss"},
       {"path_traversal", "path traversal probes in file parameters", "path_traversal"},
       {"latency_spike", "an endpoint's latency jumps tenfold for two minutes", "zscore"},
+      {"traffic_spike",
+       "a flash crowd: 7,200 requests from 2,000 addresses over two minutes (4x the API's rate)",
+       "traffic_spike"},
       {"new_country", "a caller known from 12 requests at home appears from Japan minutes later",
        "geo_new_country"},
   };
@@ -304,6 +307,18 @@ struct Simulator::Impl {
         e.client_ip = user_ips[u];
         e.identity = user_ids[u];
         e.user_agent = kBrowserAgents[u % kBrowserAgents.size()];
+        Push(std::move(e));
+      }
+    } else if (name == "traffic_spike") {
+      // 60 requests a second for two minutes on six campaign endpoints the background does not
+      // use (600 a minute each, under the per-endpoint rate limit), from many addresses.
+      static constexpr const char* kCampaign[] = {"/api/deals",           "/api/deals/banner",
+                                                  "/api/recommendations", "/api/search/trending",
+                                                  "/api/newsletter",      "/api/promo/code"};
+      for (int i = 0; i < 7200; ++i) {
+        Event e = Base(at + i / 60.0, "GET", kCampaign[i % 6], 200);
+        e.client_ip = Ip(80 + i % 40, 1 + (i / 40) % 50, 1 + i % 200, 2 + (i * 7) % 250);
+        e.user_agent = kBrowserAgents[static_cast<size_t>(i) % kBrowserAgents.size()];
         Push(std::move(e));
       }
     } else if (name == "new_country") {
