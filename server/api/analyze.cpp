@@ -89,6 +89,13 @@ int RunAnalyze(const ServerConfig& cfg, const AnalyzeOptions& o, std::istream& i
         detect::PayloadClassifier::Load(PayloadModelPath(cfg), &error);
     if (!model) std::cerr << "boing-server analyze: payload_classifier off: " << error << '\n';
     pipeline.SetPayloadClassifier(std::move(model));
+    std::string unavailable;
+    auto geo = OpenGeoIp(cfg, &unavailable);
+    if (!geo) {
+      std::cerr << "boing-server analyze: geo_new_country and impossible_travel off: "
+                << unavailable << '\n';
+    }
+    pipeline.SetGeoIp(std::move(geo));
   }
   std::vector<detect::Finding> found;
   std::string line;

@@ -362,6 +362,7 @@ bool App::Init(std::string* error) {
       [this](const std::vector<Event>& events) { PublishEvents(events); });
   detection_->SetPayloadClassifier(LoadPayloadModel(cfg_));
   detection_->SetModelDir(cfg_.data_dir + "/models");
+  detection_->SetGeoIp(LoadGeoIp(cfg_, &geo_unavailable_));
   if (Status s = detection_->Reload(); !s.ok) {
     *error = "cannot load detector settings: " + s.message;
     return false;

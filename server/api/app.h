@@ -207,6 +207,7 @@ class App {
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<AlertManager> alerts_;
   std::unique_ptr<DetectionWorker> detection_;
+  std::string geo_unavailable_;  // why the geographic detectors cannot run ("" = they can)
   std::unique_ptr<IngestWriter> writer_;
   std::thread ticker_;
   std::mutex ticker_mu_;

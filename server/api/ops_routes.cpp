@@ -239,6 +239,13 @@ void App::RegisterOps(http::Router& r) {
           metric("boing_detection_state_entries", "gauge", "Live entries in detection state.");
           line("boing_detection_state_entries{table=\"actors\"}", detection_->actors.load());
           line("boing_detection_state_entries{table=\"templates\"}", detection_->templates.load());
+          line("boing_detection_state_entries{table=\"geo_identities\"}",
+               detection_->geo_identities.load());
+          metric("boing_geoip_lookups_total", "counter",
+                 "IP geolocation lookups; outcome unknown = the database lacks the address.");
+          line("boing_geoip_lookups_total{outcome=\"found\"}",
+               detection_->geo_lookups.load() - detection_->geo_unknown.load());
+          line("boing_geoip_lookups_total{outcome=\"unknown\"}", detection_->geo_unknown.load());
           metric("boing_detection_state_evictions_total", "counter",
                  "Detection state entries evicted to stay within bounds.");
           line("boing_detection_state_evictions_total", detection_->evictions.load());

@@ -85,6 +85,7 @@ const std::vector<std::string>& ServerConfigVariables() {
                                                  "DETECTION_BATCH_SIZE",
                                                  "DETECTION_QUEUE_MAX",
                                                  "PAYLOAD_MODEL_FILE",
+                                                 "GEOIP_DB",
                                                  "SMTP_HOST",
                                                  "SMTP_PORT",
                                                  "SMTP_USER",
@@ -218,6 +219,7 @@ std::vector<std::string> LoadServerConfig(const Settings& s, ServerConfig& c) {
   i64("DETECTION_BATCH_SIZE", c.detection_batch_size, 1, 1000000);
   i64("DETECTION_QUEUE_MAX", c.detection_queue_max, 1, 100000000);
   str("PAYLOAD_MODEL_FILE", c.payload_model_file);
+  str("GEOIP_DB", c.geoip_db);
 
   str("SMTP_HOST", c.smtp_host);
   i64("SMTP_PORT", c.smtp_port, 1, 65535);

@@ -120,6 +120,105 @@ class DetectionTest(ServerTestCase):
         self.assertIn("boing_findings_total", text)
 
 
+class GeoDetectionTest(ServerTestCase):
+    """geo_new_country and impossible_travel on the DB-IP database scripts/setup.sh installs
+    (the default GEOIP_DB). 8.8.8.8 is US (Mountain View) and 133.11.0.1 JP (Chiyoda City) in it."""
+
+    def test_identity_from_a_second_country_raises_both_findings(self):
+        owner = self.server.register("geoowner")
+        api = self.server.create_api(owner, "geo-api")
+        detectors = {d["id"]: d for d in
+                     self.server.get("/api/detectors", owner).json()["detectors"]}
+        for d in ("geo_new_country", "impossible_travel"):
+            self.assertTrue(detectors[d]["implemented"], d)
+            self.assertTrue(detectors[d]["enabled"], d)
+            self.assertIsNone(detectors[d]["unavailable"], d)
+        self.assertEqual(detectors["geo_new_country"]["config"]["min_history_events"], 10)
+        self.assertEqual(detectors["impossible_travel"]["config"]["max_speed_kmh"], 1000)
+
+        t0 = time.time() - 3600
+        auth = {"Authorization": "Bearer geo-caller-token"}
+        batch = [event(api["ingest_key"], timestamp=t0 + 60 * i, endpoint="/account",
+                       client_ip="8.8.8.8", headers=auth) for i in range(10)]
+        # A caller without credentials moving the same way is not an identity: nothing.
+        batch += [event(api["ingest_key"], timestamp=t0 + 60 * i, endpoint="/account",
+                        client_ip="8.8.8.8") for i in range(10)]
+        r = self.server.batch(batch)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["accepted"], len(batch), r)
+        anon = self.server.post("/api/ingest", event(api["ingest_key"], timestamp=t0 + 660,
+                                                     endpoint="/account", client_ip="133.11.0.1"))
+        self.assertEqual(anon.status, 200, anon)
+        r = self.server.post("/api/ingest", event(api["ingest_key"], timestamp=t0 + 660,
+                                                  endpoint="/account", client_ip="133.11.0.1",
+                                                  headers=auth))
+        self.assertEqual(r.status, 200, r)
+        eid = r.json()["id"]
+
+        def of(detector):
+            r = self.server.get(f"/api/findings?api_id={api['id']}&detector={detector}", owner)
+            self.assertEqual(r.status, 200, r)
+            return r.json()["findings"]
+
+        self.assertTrue(wait_for(lambda: of("geo_new_country") and of("impossible_travel")))
+        [new] = of("geo_new_country")
+        self.assertEqual(new["event_id"], eid)
+        self.assertEqual(new["severity"], "medium")
+        self.assertTrue(new["actor"].startswith("id:"), new)
+        self.assertEqual(new["client_ip"], "133.11.0.1")
+        self.assertEqual(new["evidence"]["country"], "JP")
+        self.assertEqual(new["evidence"]["known_countries"], ["US"])
+        self.assertEqual(new["evidence"]["history_events"], 10)
+        self.assertEqual(new["evidence"]["previous"]["ip"], "8.8.8.8")
+        [travel] = of("impossible_travel")
+        self.assertEqual(travel["event_id"], eid)
+        self.assertEqual(travel["severity"], "high")
+        ev = travel["evidence"]
+        self.assertEqual((ev["from"]["country"], ev["to"]["country"]), ("US", "JP"))
+        self.assertEqual(ev["from"]["city"], "Mountain View")
+        self.assertAlmostEqual(ev["seconds"], 120, delta=0.01)
+        self.assertGreater(ev["distance_km"], 8000)
+        self.assertGreater(ev["speed_kmh"], 200000)
+        # The anonymous caller raised no geographic finding.
+        self.assertEqual([f for f in of("geo_new_country") + of("impossible_travel")
+                          if f["event_id"] == anon.json()["id"]], [])
+        text = self.server.get("/metrics").body
+        self.assertIn('boing_geoip_lookups_total{outcome="found"}', text)
+        self.assertIn('boing_detection_state_entries{table="geo_identities"} 1', text)
+
+
+class GeoUnavailableTest(ServerTestCase):
+    """Without its database the geographic detectors say why and raise nothing."""
+    server_env = {"GEOIP_DB": "/nonexistent/boing-geo.mmdb"}
+
+    def test_detectors_show_why_and_stay_quiet(self):
+        owner = self.server.register("nogeo")
+        api = self.server.create_api(owner, "nogeo-api")
+        detectors = {d["id"]: d for d in
+                     self.server.get("/api/detectors", owner).json()["detectors"]}
+        for d in ("geo_new_country", "impossible_travel"):
+            self.assertIn("/nonexistent/boing-geo.mmdb", detectors[d]["unavailable"] or "", d)
+        self.assertIsNone(detectors["sqli"]["unavailable"])
+        self.assertIn("IP geolocation database not loaded", self.server.log_files_text())
+        t0 = time.time() - 3600
+        auth = {"Authorization": "Bearer nogeo-token"}
+        batch = [event(api["ingest_key"], timestamp=t0 + i, client_ip="8.8.8.8", headers=auth)
+                 for i in range(12)]
+        batch.append(event(api["ingest_key"], timestamp=t0 + 20, client_ip="133.11.0.1",
+                           headers=auth, endpoint="/s?q=%3Cscript%3Ealert(1)%3C/script%3E"))
+        r = self.server.batch(batch)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["accepted"], len(batch), r)
+
+        def of(detector):
+            return self.server.get(f"/api/findings?api_id={api['id']}&detector={detector}",
+                                   owner).json()["findings"]
+
+        # The last event's xss finding shows the batch went through detection.
+        self.assertTrue(wait_for(lambda: of("xss")))
+        self.assertEqual(of("geo_new_country") + of("impossible_travel"), [])
+
+
 class AnalyzeTest(unittest.TestCase):
     def run_analyze(self, args, stdin):
         p = subprocess.run([BINARY, "analyze"] + args, input=stdin, capture_output=True, text=True,

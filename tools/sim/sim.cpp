@@ -80,6 +80,12 @@ std::string Ip(int a, int b, int c, int d) {
          std::to_string(d);
 }
 
+// Benign caller u's address: residential-looking addresses spread over many /16s.
+std::string UserIp(size_t u) {
+  return Ip(static_cast<int>(20 + u % 180), static_cast<int>((u * 37) % 250 + 1),
+            static_cast<int>((u * 11) % 250 + 1), static_cast<int>(u % 250 + 2));
+}
+
 struct Labelled {
   Event event;
   std::string label;
@@ -105,7 +111,11 @@ const std::vector<ScenarioInfo>& Scenarios() {
       {"xss", "cross-site scripting probes in query strings and bodies", "xss"},
       {"path_traversal", "path traversal probes in file parameters", "path_traversal"},
       {"latency_spike", "an endpoint's latency jumps tenfold for two minutes", "zscore"},
-      {"new_country", "a known caller suddenly appears from an address on another continent", ""},
+      {"traffic_spike",
+       "a flash crowd: 7,200 requests from 2,000 addresses over two minutes (4x the API's rate)",
+       "traffic_spike"},
+      {"new_country", "a caller known from 12 requests at home appears from Japan minutes later",
+       "geo_new_country"},
   };
   return all;
 }
@@ -124,9 +134,7 @@ struct Simulator::Impl {
   explicit Impl(const SimOptions& opt) : o(opt), rng(opt.seed), clock(opt.start) {
     for (size_t u = 0; u < o.users; ++u) {
       user_ids.push_back(IdentityOfUser(o.seed, u));
-      // Residential-looking addresses spread over many /16s.
-      user_ips.push_back(Ip(static_cast<int>(20 + u % 180), static_cast<int>((u * 37) % 250 + 1),
-                            static_cast<int>((u * 11) % 250 + 1), static_cast<int>(u % 250 + 2)));
+      user_ips.push_back(UserIp(u));
     }
     double span = duration();
     size_t k = o.scenarios.size();
@@ -301,12 +309,31 @@ struct Simulator::Impl {
         e.user_agent = kBrowserAgents[u % kBrowserAgents.size()];
         Push(std::move(e));
       }
+    } else if (name == "traffic_spike") {
+      // 60 requests a second for two minutes on six campaign endpoints the background does not
+      // use (600 a minute each, under the per-endpoint rate limit), from many addresses.
+      static constexpr const char* kCampaign[] = {"/api/deals",           "/api/deals/banner",
+                                                  "/api/recommendations", "/api/search/trending",
+                                                  "/api/newsletter",      "/api/promo/code"};
+      for (int i = 0; i < 7200; ++i) {
+        Event e = Base(at + i / 60.0, "GET", kCampaign[i % 6], 200);
+        e.client_ip = Ip(80 + i % 40, 1 + (i / 40) % 50, 1 + i % 200, 2 + (i * 7) % 250);
+        e.user_agent = kBrowserAgents[static_cast<size_t>(i) % kBrowserAgents.size()];
+        Push(std::move(e));
+      }
     } else if (name == "new_country") {
+      // A caller of its own (so no background request of the same identity follows from home):
+      // 12 requests over ten minutes from a residential address of the background (outside
+      // Japan in the DB-IP data for the first scenario slots), then 5 from the University of
+      // Tokyo's 133.11.0.0/16 (JP in every IP geolocation database).
       size_t u = index % std::max<size_t>(1, o.users);
-      for (int i = 0; i < 5; ++i) {
-        Event e = Base(at + i * 5.0, "GET", "/api/users/" + std::to_string(u + 1) + "/orders", 200);
-        e.client_ip = Ip(203, 0, 113, 10 + i);  // far from the caller's usual address
-        e.identity = user_ids.empty() ? IdentityOfUser(o.seed, u) : user_ids[u];
+      std::string who = IdentityOfUser(o.seed ^ 0x9e0, index);
+      std::string home = UserIp(u);
+      for (int i = 0; i < 17; ++i) {
+        double ts = i < 12 ? at - 600 + i * 50.0 : at + (i - 12) * 5.0;
+        Event e = Base(ts, "GET", "/api/users/" + std::to_string(u + 1) + "/orders", 200);
+        e.client_ip = i < 12 ? home : Ip(133, 11, 0, 10 + (i - 12));
+        e.identity = who;
         e.user_agent = kBrowserAgents[u % kBrowserAgents.size()];
         Push(std::move(e));
       }

@@ -13,6 +13,9 @@ namespace boing {
 bool IpInCidr(std::string_view ip, std::string_view cidr_or_ip);
 bool IsValidIp(std::string_view ip);
 bool IsValidCidr(std::string_view cidr_or_ip);  // an IP, or IP/prefix with a valid prefix
+// Whether `ip` is loopback, private (RFC 1918, carrier-grade NAT), link-local, unique-local or
+// unspecified (IPv4, IPv4-mapped or IPv6). Malformed input is not.
+bool IsPrivateAddress(std::string_view ip);
 
 // When `peer` is a trusted proxy, walks X-Forwarded-For (or, when absent, Forwarded's for=)
 // right to left, skipping trusted hops, and returns the first untrusted valid address (or the

@@ -63,6 +63,13 @@ export function Layout() {
       <main id="main" ref={main}>
         <Outlet />
       </main>
+      <footer className="footer">
+        {/* DB-IP City Lite (CC BY 4.0) locates client addresses for the geographic detectors; its
+            licence asks for this link on pages that show or use its results. */}
+        <a href="https://db-ip.com" rel="noopener noreferrer" target="_blank">
+          IP Geolocation by DB-IP
+        </a>
+      </footer>
     </div>
   );
 }

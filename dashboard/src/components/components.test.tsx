@@ -166,5 +166,7 @@ describe("App", () => {
     );
     expect(screen.getByRole("link", { name: "Audit log" })).toBeTruthy();
     expect(screen.getByRole("link", { name: "Agents" })).toBeTruthy();
+    // The DB-IP licence (CC BY 4.0) asks for this link where its results are used.
+    expect(screen.getByRole("link", { name: "IP Geolocation by DB-IP" }).getAttribute("href")).toBe("https://db-ip.com");
   });
 });

@@ -54,6 +54,7 @@ export interface Detector {
   config: Record<string, unknown>;
   updated_at: number;
   implemented?: boolean;
+  unavailable?: string | null; // why an implemented detector cannot run here (e.g. no GeoIP database)
 }
 export interface ListEntry {
   id: number;

@@ -45,7 +45,13 @@ function DetectorCard({ d, canEdit, onSaved }: { d: Detector; canEdit: boolean; 
       <h2 id={`${id}-title`}>
         {d.name || d.id} <span className="muted">({d.stage})</span>
         {d.implemented === false && <span className="pill">not implemented yet</span>}
+        {d.unavailable && <span className="pill">unavailable</span>}
       </h2>
+      {d.unavailable && (
+        <p className="state error" role="note">
+          Cannot run: {d.unavailable}
+        </p>
+      )}
       <div className="inline-form">
         <label htmlFor={`${id}-enabled`} className="check">
           <input id={`${id}-enabled`} type="checkbox" checked={enabled} disabled={!canEdit} onChange={(e) => setEnabled(e.target.checked)} />

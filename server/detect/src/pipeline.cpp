@@ -20,6 +20,7 @@
 #include "boing/detect/bounded_map.h"
 #include "boing/detect/classifier.h"
 #include "boing/detect/content.h"
+#include "boing/detect/geoip.h"
 #include "boing/detect/stats.h"
 #include "boing/detect/text.h"
 #include "boing/net.h"
@@ -76,6 +77,9 @@ const std::vector<std::string>& ImplementedDetectors() {
                                                 "scraping",
                                                 "zscore",
                                                 "percentile",
+                                                "traffic_spike",
+                                                "geo_new_country",
+                                                "impossible_travel",
                                                 "isolation_forest",
                                                 "one_class_svm",
                                                 "payload_classifier"};
@@ -127,6 +131,22 @@ struct PctCfg : Base {
   double window = 3600, quantile = 0.99, factor = 3, min_samples = 200, cooldown = 60;
 };
 
+// traffic_spike: an API's requests in the current minute against its baseline for that hour of
+// the week (or, until that hour has min_slot_minutes, for all hours).
+struct SpikeCfg : Base {
+  double factor = 3, min_requests = 60, min_minutes = 10, min_slot_minutes = 30, alpha = 0.05;
+  double cooldown = 600;
+};
+
+// geo_new_country: countries an identity used within the learning window, after a history.
+struct GeoCountryCfg : Base {
+  double window = 30 * 86400, min_history = 10;
+};
+// impossible_travel: consecutive locations of an identity too far apart for the time between.
+struct TravelCfg : Base {
+  double max_speed = 1000, min_distance = 500, cooldown = 3600;
+};
+
 struct ClassifierCfg : Base {
   double threshold = 0.5;
   bool headers = false;
@@ -148,14 +168,18 @@ struct Settings {
   ScrapeCfg scraping;
   ZCfg zscore;
   PctCfg percentile;
+  SpikeCfg spike;
+  GeoCountryCfg geo_country;
+  TravelCfg travel;
   ClassifierCfg classifier;
   MlCfg forest, svm;
   Settings() {
     forest.severity = svm.severity = Severity::kLow;
     for (auto& c : content) c.severity = Severity::kHigh;
     classifier.severity = Severity::kHigh;
-    malformed.severity = zscore.severity = percentile.severity = Severity::kLow;
+    malformed.severity = zscore.severity = percentile.severity = spike.severity = Severity::kLow;
     brute.severity = Severity::kHigh;
+    travel.severity = Severity::kHigh;
   }
 };
 
@@ -226,6 +250,23 @@ void Apply(Settings& s, const DetectorSettings& d) {
     s.percentile.factor = Num(c, "factor", 3, 1);
     s.percentile.min_samples = Num(c, "min_samples", 200, 1);
     s.percentile.cooldown = Num(c, "cooldown_seconds", 60);
+  } else if (id == "traffic_spike") {
+    base(s.spike);
+    s.spike.factor = Num(c, "factor", 3, 1.01);
+    s.spike.min_requests = Num(c, "min_requests_per_minute", 60, 1);
+    s.spike.min_minutes = Num(c, "min_baseline_minutes", 10, 1);
+    s.spike.min_slot_minutes = Num(c, "min_hour_of_week_minutes", 30, 1);
+    s.spike.alpha = std::min(1.0, Num(c, "alpha", 0.05, 1e-4));
+    s.spike.cooldown = Num(c, "cooldown_seconds", 600);
+  } else if (id == "geo_new_country") {
+    base(s.geo_country);
+    s.geo_country.window = Num(c, "learning_window_seconds", 30 * 86400, 60);
+    s.geo_country.min_history = Num(c, "min_history_events", 10, 1);
+  } else if (id == "impossible_travel") {
+    base(s.travel);
+    s.travel.max_speed = Num(c, "max_speed_kmh", 1000, 1);
+    s.travel.min_distance = Num(c, "min_distance_km", 500);
+    s.travel.cooldown = Num(c, "cooldown_seconds", 3600);
   } else if (id == "isolation_forest" || id == "one_class_svm") {
     MlCfg& m = id == "isolation_forest" ? s.forest : s.svm;
     base(m);
@@ -370,6 +411,39 @@ struct TemplateState {
   uint32_t pct_since = 1u << 30;
 };
 
+// An API's request rate per minute: the current minute's count, and exponentially weighted
+// baselines of whole minutes over all hours and per hour of the week (UTC, Monday 00h = 0).
+struct SpikeState {
+  int64_t minute = INT64_MIN;
+  uint32_t count = 0;
+  bool fired = false;
+  Ewma all;
+  std::unique_ptr<std::array<Ewma, 168>> week;  // allocated with the first whole minute
+};
+
+int HourOfWeek(int64_t minute) {
+  int64_t day = minute >= 0 ? minute / 1440 : (minute - 1439) / 1440;
+  int64_t dow = ((day + 3) % 7 + 7) % 7;  // 1970-01-01 was a Thursday
+  int64_t hour = ((minute % 1440 + 1440) % 1440) / 60;
+  return static_cast<int>(dow * 24 + hour);
+}
+
+// Where one identity has been: the countries of its recent history and its last location.
+constexpr size_t kGeoCountries = 8;
+struct GeoState {
+  struct Country {
+    std::array<char, 2> code{};
+    double last_seen = 0;
+  };
+  std::array<Country, kGeoCountries> countries{};
+  uint8_t n = 0;         // countries in use
+  uint32_t history = 0;  // located events since learning (re)started
+  double last_t = -1;    // the last located event: when, from where (also a one-entry lookup cache)
+  std::string last_ip;
+  GeoLocation last;
+  uint64_t unknown_ip = 0;  // hash of the last address the database did not know
+};
+
 struct EnumState {
   Tumbling window;
   Distinct ids;
@@ -396,15 +470,18 @@ struct MlState {
 
 struct ApiState {
   MlState ml;
+  SpikeState spike;
   BoundedMap<uint64_t, ActorState> actors;
   BoundedMap<uint64_t, TemplateState> templates;
   BoundedMap<uint64_t, EnumState> enum_keys;
   BoundedMap<uint64_t, double> fired;  // cool-downs: key -> last finding time
+  BoundedMap<uint64_t, GeoState> geo;  // by identity
   explicit ApiState(const PipelineLimits& l)
       : actors(l.max_actors_per_api),
         templates(l.max_templates_per_api),
         enum_keys(l.max_enum_keys_per_api),
-        fired(l.max_actors_per_api) {}
+        fired(l.max_actors_per_api),
+        geo(l.max_geo_identities_per_api) {}
 };
 
 bool IsJsonType(std::string_view ct) { return ct.find("json") != std::string_view::npos; }
@@ -495,6 +572,8 @@ struct Pipeline::Impl {
   bool pending_lists_set = false;
   std::shared_ptr<const PayloadClassifier> classifier, pending_classifier;
   bool pending_classifier_set = false;
+  std::shared_ptr<const GeoIp> geoip, pending_geoip;
+  bool pending_geoip_set = false;
   std::string model_dir;  // where the anomaly models are saved; empty = not saved
   std::optional<std::string> pending_model_dir;
 
@@ -535,6 +614,10 @@ struct Pipeline::Impl {
     if (pending_classifier_set) {
       classifier = std::move(pending_classifier);
       pending_classifier_set = false;
+    }
+    if (pending_geoip_set) {
+      geoip = std::move(pending_geoip);
+      pending_geoip_set = false;
     }
     dirty.store(false, std::memory_order_release);
   }
@@ -765,6 +848,176 @@ struct Pipeline::Impl {
   }
 
   void Process(const Event& e, std::vector<Finding>& out);
+
+  // --- traffic spikes (per API) ---
+  // Adds a whole minute's count to the baselines; a minute far above an established baseline
+  // counts as `factor` x that baseline, so a spike does not teach the baseline that it is normal.
+  static void SpikeLearn(SpikeState& sp, int64_t minute, double count, const SpikeCfg& c) {
+    if (!sp.week) sp.week = std::make_unique<std::array<Ewma, 168>>();
+    Ewma& slot = (*sp.week)[static_cast<size_t>(HourOfWeek(minute))];
+    auto clipped = [&](const Ewma& e, double min_n) {
+      return static_cast<double>(e.n) >= min_n ? std::min(count, c.factor * std::max(e.mean, 1.0))
+                                               : count;
+    };
+    double to_slot = clipped(slot, c.min_slot_minutes), to_all = clipped(sp.all, c.min_minutes);
+    slot.Add(to_slot, c.alpha);
+    sp.all.Add(to_all, c.alpha / 10);
+  }
+  void SpikeStage(const Event& e, ApiState& api, const std::string& api_actor,
+                  std::vector<Finding>& out) {
+    const auto& c = settings.spike;
+    SpikeState& sp = api.spike;
+    const double t = e.timestamp;
+    const int64_t minute = static_cast<int64_t>(std::floor(t / 60));
+    if (minute > sp.minute) {
+      if (sp.minute != INT64_MIN) {
+        SpikeLearn(sp, sp.minute, sp.count, c);
+        // Quiet minutes between are zeros (a week at most: every hour-of-week slot once).
+        int64_t idle = std::min<int64_t>(minute - sp.minute - 1, 7 * 1440);
+        for (int64_t k = 1; k <= idle; ++k) SpikeLearn(sp, minute - idle - 1 + k, 0, c);
+      }
+      sp.minute = minute;
+      sp.count = 0;
+      sp.fired = false;
+    }
+    ++sp.count;  // an event older than the current minute counts in it
+    if (!c.enabled || sp.fired || sp.count < c.min_requests || !sp.week) return;
+    const int how = HourOfWeek(sp.minute);
+    const Ewma& slot = (*sp.week)[static_cast<size_t>(how)];
+    const bool seasonal = static_cast<double>(slot.n) >= c.min_slot_minutes;
+    const Ewma& base = seasonal ? slot : sp.all;
+    if (!seasonal && static_cast<double>(sp.all.n) < c.min_minutes) return;
+    const double expected = std::max(base.mean, 1.0);
+    if (sp.count <= c.factor * expected) return;
+    sp.fired = true;
+    if (!CoolDown(api, Hash64("traffic_spike", 40), t, c.cooldown)) return;
+    static constexpr const char* kDays[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+    std::string slot_name = std::string(kDays[how / 24]) + " " + (how % 24 < 10 ? "0" : "") +
+                            std::to_string(how % 24) + "h UTC";
+    out.push_back(Make(e, "traffic_spike", c, api_actor,
+                       std::to_string(sp.count) + " requests this minute, " +
+                           std::to_string(sp.count / expected).substr(0, 4) + " x the baseline (" +
+                           (seasonal ? slot_name : std::string("all hours")) + ")",
+                       {{"requests_this_minute", sp.count},
+                        {"baseline_per_minute", base.mean},
+                        {"baseline", seasonal ? "hour_of_week" : "all_hours"},
+                        {"hour_of_week", how},
+                        {"hour_of_week_name", slot_name},
+                        {"baseline_minutes", base.n},
+                        {"factor", c.factor},
+                        {"min_requests_per_minute", c.min_requests}},
+                       sp.count / (c.factor * expected)));
+  }
+
+  // --- geographic stage (identities only: an address's own location does not move) ---
+  static Json PlaceJson(const std::string& ip, const GeoLocation& l, double t) {
+    Json j = {{"ip", ip}, {"country", l.country}, {"city", l.city}, {"timestamp", t}};
+    if (l.has_coordinates) {
+      j["latitude"] = l.latitude;
+      j["longitude"] = l.longitude;
+    }
+    return j;
+  }
+  void GeoStage(const Event& e, ApiState& api, const std::string& actor,
+                std::vector<Finding>& out) {
+    const auto& nc = settings.geo_country;
+    const auto& tc = settings.travel;
+    if ((!nc.enabled && !tc.enabled) || !geoip || e.identity.empty()) return;
+    const double t = e.timestamp;
+    const uint64_t id_key = Hash64(e.identity, 30);
+    GeoState& g = api.geo.Get(id_key);
+    GeoLocation fresh;
+    const bool same_ip = g.last_t >= 0 && g.last_ip == e.client_ip;
+    if (!same_ip) {  // (a private address is never the last one)
+      if (IsPrivateAddress(e.client_ip)) return;
+      const uint64_t ip_hash = Hash64(e.client_ip, 31) | 1;
+      if (g.unknown_ip == ip_hash) return;
+      ++counters.geo_lookups;
+      auto loc = geoip->Lookup(e.client_ip);
+      if (!loc) {
+        ++counters.geo_unknown;
+        g.unknown_ip = ip_hash;
+        return;
+      }
+      fresh = std::move(*loc);
+    }
+    const GeoLocation& here = same_ip ? g.last : fresh;
+
+    // New country: forget countries unused for the learning window; with none left, the identity
+    // is learnt afresh (its first sight is never a finding).
+    for (size_t i = 0; i < g.n;) {
+      if (t - g.countries[i].last_seen > nc.window) {
+        g.countries[i] = g.countries[--g.n];
+      } else {
+        ++i;
+      }
+    }
+    if (g.n == 0) g.history = 0;
+    const std::array<char, 2> code = {here.country[0], here.country[1]};
+    GeoState::Country* known = nullptr;
+    for (size_t i = 0; i < g.n; ++i) {
+      if (g.countries[i].code == code) known = &g.countries[i];
+    }
+    if (!known && nc.enabled && g.history >= nc.min_history) {
+      Json countries = Json::array();
+      for (size_t i = 0; i < g.n; ++i) {
+        countries.push_back(std::string(g.countries[i].code.data(), 2));
+      }
+      Json ev = {{"country", here.country},
+                 {"city", here.city},
+                 {"known_countries", countries},
+                 {"history_events", g.history},
+                 {"learning_window_seconds", nc.window}};
+      if (g.last_t >= 0) ev["previous"] = PlaceJson(g.last_ip, g.last, g.last_t);
+      std::string where = here.city.empty() ? here.country : here.city + ", " + here.country;
+      out.push_back(Make(e, "geo_new_country", nc, actor,
+                         actor + " seen from a new country: " + where, std::move(ev), 1.0));
+    }
+    if (known) {
+      known->last_seen = std::max(known->last_seen, t);
+    } else {
+      size_t slot = g.n;
+      if (g.n == kGeoCountries) {  // full: replace the least recently used country
+        slot = 0;
+        for (size_t i = 1; i < g.n; ++i) {
+          if (g.countries[i].last_seen < g.countries[slot].last_seen) slot = i;
+        }
+      } else {
+        ++g.n;
+      }
+      g.countries[slot] = {code, t};
+    }
+    if (g.history < UINT32_MAX) ++g.history;
+
+    // Impossible travel: from the identity's previous location to this one.
+    if (tc.enabled && !same_ip && g.last_t >= 0 && here.has_coordinates && g.last.has_coordinates) {
+      double km = GreatCircleKm(g.last.latitude, g.last.longitude, here.latitude, here.longitude);
+      double seconds = std::abs(t - g.last_t);
+      double speed = km / (std::max(seconds, 1.0) / 3600);
+      if (km >= tc.min_distance && km > 0 && speed > tc.max_speed &&
+          CoolDown(api, id_key ^ Hash64("travel", 32), t, tc.cooldown)) {
+        out.push_back(Make(e, "impossible_travel", tc, actor,
+                           actor + " moved " + std::to_string(std::lround(km)) + " km (" +
+                               g.last.country + " to " + here.country + ") in " +
+                               std::to_string(std::lround(seconds)) + " s",
+                           {{"from", PlaceJson(g.last_ip, g.last, g.last_t)},
+                            {"to", PlaceJson(e.client_ip, here, t)},
+                            {"distance_km", km},
+                            {"seconds", seconds},
+                            {"speed_kmh", speed},
+                            {"max_speed_kmh", tc.max_speed},
+                            {"min_distance_km", tc.min_distance}},
+                           speed / tc.max_speed));
+      }
+    }
+    if (!same_ip && t >= g.last_t) {  // an older event out of order does not move the identity
+      g.last_t = t;
+      g.last_ip = e.client_ip;
+      g.last = std::move(fresh);
+    } else if (same_ip) {
+      g.last_t = std::max(g.last_t, t);
+    }
+  }
 
   // --- ml stage ---
   std::string ModelPath(int64_t api_id, const char* kind) const {
@@ -1358,6 +1611,9 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
     ts.latency_q->Add(t, e.latency_ms);
   }
 
+  SpikeStage(e, api, api_actor, out);
+  GeoStage(e, api, primary_actor, out);
+
   MlStage(e, api, primary, primary_actor, tmpl_key, ts, out.size() > first, out);
 
   counters.findings += out.size() - first;
@@ -1383,6 +1639,13 @@ void Pipeline::SetPayloadClassifier(std::shared_ptr<const PayloadClassifier> mod
   std::lock_guard lock(impl_->pending_mu);
   impl_->pending_classifier = std::move(model);
   impl_->pending_classifier_set = true;
+  impl_->dirty.store(true, std::memory_order_release);
+}
+
+void Pipeline::SetGeoIp(std::shared_ptr<const GeoIp> geo) {
+  std::lock_guard lock(impl_->pending_mu);
+  impl_->pending_geoip = std::move(geo);
+  impl_->pending_geoip_set = true;
   impl_->dirty.store(true, std::memory_order_release);
 }
 
@@ -1412,7 +1675,9 @@ PipelineCounters Pipeline::Counters() const {
   impl_->apis.ForEach([&c](const int64_t&, const std::unique_ptr<ApiState>& a) {
     c.actors += a->actors.size();
     c.templates += a->templates.size();
-    c.evictions += a->actors.evictions() + a->templates.evictions() + a->enum_keys.evictions();
+    c.geo_identities += a->geo.size();
+    c.evictions += a->actors.evictions() + a->templates.evictions() + a->enum_keys.evictions() +
+                   a->geo.evictions();
   });
   return c;
 }

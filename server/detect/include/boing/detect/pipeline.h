@@ -62,6 +62,7 @@ struct PipelineLimits {
   size_t max_actors_per_api = 100000;
   size_t max_templates_per_api = 5000;
   size_t max_enum_keys_per_api = 100000;
+  size_t max_geo_identities_per_api = 100000;  // geo_new_country / impossible_travel state
 };
 
 struct PipelineCounters {
@@ -69,9 +70,12 @@ struct PipelineCounters {
   uint64_t ml_windows = 0, ml_trainings = 0;  // actor windows scored, anomaly model trainings
   uint64_t ml_save_failures = 0;              // models trained but not written to MODEL_DIR
   size_t actors = 0, templates = 0;           // live entries over all APIs
+  size_t geo_identities = 0;                  // identities with geographic state
+  uint64_t geo_lookups = 0, geo_unknown = 0;  // database lookups; of them, addresses it lacks
 };
 
 class PayloadClassifier;
+class GeoIp;
 
 // Ids of the detectors this pipeline implements, in stage order.
 const std::vector<std::string>& ImplementedDetectors();
@@ -87,6 +91,8 @@ class Pipeline {
   void SetLists(std::vector<ListRule> rules);
   // The model of the `payload_classifier` detector (none: that detector does not run).
   void SetPayloadClassifier(std::shared_ptr<const PayloadClassifier> model);
+  // The IP geolocation database of geo_new_country and impossible_travel (none: they do not run).
+  void SetGeoIp(std::shared_ptr<const GeoIp> geo);
   // Where the ml stage saves each API's anomaly models after training (api-<id>.iforest,
   // .ocsvm, .ml.json) and reads them back when the API is first seen; applies from the next event.
   void SetModelDir(std::string dir);
