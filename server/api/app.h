@@ -29,6 +29,7 @@
 #include "boing/http.h"
 #include "boing/server_config.h"
 #include "boing/store.h"
+#include "bus.h"
 #include "detection.h"
 #include "live.h"
 #include "notify.h"
@@ -87,6 +88,14 @@ class IngestWriter {
   // with the committed events (it may move from them) and their outcomes.
   using OnCommit = std::function<void(std::vector<Event>&, const std::vector<InsertOutcome>&)>;
   IngestWriter(Store& store, size_t queue_max, size_t commit_max, OnCommit on_commit = nullptr);
+  // With a bus (BUS_URL) a request is answered once its events are committed and published: the
+  // writer hands each successful commit's events with the answers to `handoff` (instead of
+  // answering itself and calling on_commit), which runs the answers when the bus acknowledged the
+  // events (or its publish timeout passed). Failed commits are still answered here.
+  using Answer = std::function<void()>;
+  using Handoff = std::function<void(std::vector<Event>&, const std::vector<InsertOutcome>&,
+                                     std::vector<Answer>&&)>;
+  void SetHandoff(Handoff h) { handoff_ = std::move(h); }  // before the first Submit
   ~IngestWriter();
   bool Submit(std::vector<Event> events, Done done);
   void Stop();  // drains the queue, then joins
@@ -104,6 +113,7 @@ class IngestWriter {
   Store& store_;
   size_t queue_max_, commit_max_;
   OnCommit on_commit_;
+  Handoff handoff_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> queue_;
@@ -122,6 +132,7 @@ class App {
   void Shutdown();  // flushes pending ingest
   Store& store() { return *store_; }
   DetectionWorker* detection() { return detection_.get(); }
+  EventBus* bus() { return bus_.get(); }  // null without BUS_URL
   AlertManager* alerts() { return alerts_.get(); }
   Notifier* notifier() { return notifier_.get(); }
   LiveHub* hub() { return hub_.get(); }
@@ -199,6 +210,7 @@ class App {
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<AlertManager> alerts_;
   std::unique_ptr<DetectionWorker> detection_;
+  std::unique_ptr<EventBus> bus_;
   std::unique_ptr<IngestWriter> writer_;
   std::thread ticker_;
   std::mutex ticker_mu_;
