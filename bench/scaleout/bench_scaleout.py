@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Scale-out benchmark (BUS_URL): ingest throughput of one boing-server vs two, each pinned to its
+"""Scale-out benchmark (BUS_URL): ingest throughput of one boing-server (without and with the bus) vs two, each pinned to its
 own core, on one MariaDB and one JetStream nats-server (both unpinned: this machine has two cores,
 so they share them with the servers and with wrk); then the time for a SIGKILLed instance's
 partitions to move to the survivors, over several kills.
@@ -102,7 +102,9 @@ def failover(common, db_name_holder):
 
         def balanced(names):
             held = leases()
-            return len(held) == PARTITIONS and all(h in names for h in held.values())
+            share = -(-PARTITIONS // len(names))
+            return (len(held) == PARTITIONS and all(h in names for h in held.values())
+                    and all(list(held.values()).count(n) <= share for n in names))
 
         results = []
         for k in range(KILLS):
@@ -145,6 +147,8 @@ def main():
               "ENCRYPTION_KEY": Fernet.generate_key().decode(), "THREADS": "1"}
     holder = {}
     try:
+        local = {k: v for k, v in common.items() if not k.startswith("BUS_")}
+        zero = throughput(1, local, holder)  # the in-process bus: the cost of the bus
         one = throughput(1, common, holder)
         two = throughput(2, common, holder)
         kills = failover(common, holder)
@@ -156,7 +160,9 @@ def main():
     print()
     print(f"| run | acknowledged events/s | events ({SECONDS} s) | stored |")
     print("|---|---|---|---|")
-    print(f"| one server (core 0), wrk on core 1 | {one[0]:,.0f} | {one[1]:,} | {one[2]:,} |")
+    print(f"| one server without BUS_URL (in-process bus), core 0, wrk on core 1 | {zero[0]:,.0f} | "
+          f"{zero[1]:,} | {zero[2]:,} |")
+    print(f"| one server with BUS_URL (core 0), wrk on core 1 | {one[0]:,.0f} | {one[1]:,} | {one[2]:,} |")
     print(f"| two servers (cores 0 and 1), two wrk unpinned | {two[0]:,.0f} = {two[0] / one[0]:.2f}x | "
           f"{two[1]:,} | {two[2]:,} |")
     print()
