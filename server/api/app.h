@@ -221,6 +221,13 @@ class App {
   std::unordered_map<std::string, Api> api_by_key_hash_;  // ingest key hash -> API
   std::vector<Api> api_rules_;                            // APIs with match rules
   bool api_cache_loaded_ = false;
+  // With BUS_URL other instances change APIs and agents in the shared database: the caches are
+  // re-read when older than kSharedCacheMs, and an ingest key unknown here is looked up in the
+  // database, so a key created elsewhere works at once and one rotated or deleted elsewhere stops
+  // within kSharedCacheMs.
+  static constexpr int64_t kSharedCacheMs = 5000;
+  std::atomic<int64_t> api_cache_loaded_ms_{0};
+  std::atomic<int64_t> agent_cache_cleared_ms_{0};
   std::unordered_map<std::string, Agent> agent_by_token_hash_;
   std::unordered_map<int64_t, std::string> api_names_;  // alert answers; under cache_mu_
 
