@@ -314,16 +314,19 @@ class ScaleOutTest(unittest.TestCase):
         self.assertGreater(int(before_kill), 0)
         self.assertGreater(int(after_move), 0)
         self.assertEqual(len([r for r in sqli_alerts if int(r[0]) == victim_api]), 1)
-        # Every sqli finding of each attacker counted in its one alert, whichever instance made it.
+        # Every attack event of each attacker is counted in its one alert, whichever instance
+        # detected it. (A finding stored by the killed instance whose alert update it did not
+        # live to write is found again on redelivery, so count >= distinct events, not = findings.)
         def counts():
-            return self.db("SELECT a.api_id, a.count, (SELECT COUNT(*) FROM findings f WHERE "
-                           "f.detector = 'sqli' AND f.api_id = a.api_id AND f.actor = a.actor AND "
-                           "f.endpoint_template = '/search') FROM alerts a WHERE "
-                           "a.detector = 'sqli' AND a.endpoint_template = '/search'")
+            return self.db("SELECT a.api_id, a.count, (SELECT COUNT(DISTINCT f.event_id) FROM "
+                           "findings f WHERE f.detector = 'sqli' AND f.api_id = a.api_id AND "
+                           "f.actor = a.actor AND f.endpoint_template = '/search') FROM alerts a "
+                           "WHERE a.detector = 'sqli' AND a.endpoint_template = '/search'")
         deadline = time.time() + 5
-        while any(r[1] != r[2] for r in counts()) and time.time() < deadline:
+        while any(int(r[1]) < int(r[2]) for r in counts()) and time.time() < deadline:
             time.sleep(0.2)
-        self.assertEqual([r for r in counts() if r[1] != r[2]], [], "alert count != findings")
+        self.assertEqual([r for r in counts() if int(r[1]) < int(r[2])], [],
+                         "attack events not counted in their alert")
         # The survivors' metrics agree: they hold every partition between them.
         held = 0
         for s in survivors:
