@@ -1,7 +1,9 @@
 """Scale-out (BUS_URL): three boing-server instances share one MariaDB and a NATS JetStream server
 (Debian nats-server, started here on a loopback port chosen at run time, its store in a temporary
-directory). Events are sent to all three; one instance is SIGKILLed mid-stream. Asserted: every
-acknowledged (2xx) event is in the events table; every acknowledged attack event went through
+directory). Batches with ingest keys, an enrolled agent's batches (retried on the next instance
+until answered) and boing-sim are sent to all three; one instance is SIGKILLed mid-stream. Asserted:
+every acknowledged (2xx) event is in the events table, agent events exactly once; boing-sim's
+scenarios are each detected; every acknowledged attack event went through
 detection (its sqli finding exists), including those the killed instance had taken from the bus but
 not acknowledged; the killed instance's partitions move to the survivors within the lease TTL (plus
 one lease-loop tick); no alert fingerprint is raised twice across the instances.
@@ -173,6 +175,8 @@ class ScaleOutTest(unittest.TestCase):
         survivors = [s for s in (s1, s2, s3) if s is not victim]
         survivor_names = {"s1", "s2", "s3"} - {victim_name}
 
+        agent = s1.enroll_agent(admin, "scale-host")
+        acked_seqs = set()   # (agent_id, seq) of agent events answered 2xx
         acked = set()        # user_agent markers of events answered 2xx
         acked_sqli = set()
         lock = threading.Lock()
@@ -220,6 +224,22 @@ class ScaleOutTest(unittest.TestCase):
                                     acked_sqli.add(e["user_agent"])
                             sent[0] += 1
                         break
+                if n % 5 == 0:
+                    # An agent's batch: retried on the next instance until answered, as agents do;
+                    # (agent_id, seq) makes the retry of a batch committed before a crash harmless.
+                    seqs = [worker * 1_000_000 + n * 100 + i for i in range(20)]
+                    items = [event(agent_id=agent["agent_id"], seq=q, endpoint=f"/agent/{q}")
+                             for q in seqs]
+                    for attempt in range(6):
+                        srv = targets[(n + worker + attempt) % 3]
+                        try:
+                            r = srv.batch(items, token=agent["agent_token"], timeout=15)
+                        except OSError:
+                            continue
+                        if r.status == 200:
+                            with lock:
+                                acked_seqs.update(seqs)
+                            break
                 time.sleep(0.01)
 
         threads = [threading.Thread(target=sender, args=(w,), daemon=True) for w in range(3)]
@@ -270,6 +290,13 @@ class ScaleOutTest(unittest.TestCase):
         stored = {r[0] for r in self.db("SELECT user_agent FROM events WHERE user_agent LIKE 'it-%'")}
         missing = acked - stored
         self.assertFalse(missing, f"{len(missing)} acknowledged events missing, e.g. {sorted(missing)[:5]}")
+
+        # Agent events: every acknowledged (agent_id, seq) stored, none twice despite the retries.
+        rows = self.db(f"SELECT seq, COUNT(*) FROM events WHERE agent_id = '{agent['agent_id']}' "
+                       "GROUP BY seq")
+        self.assertTrue(acked_seqs)
+        self.assertEqual([r for r in rows if r[1] != "1"], [], "an agent event stored twice")
+        self.assertFalse(acked_seqs - {int(r[0]) for r in rows}, "acknowledged agent events lost")
 
         # Every acknowledged attack went through detection (redeliveries after AckWait included).
         def detected():
