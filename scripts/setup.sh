@@ -26,6 +26,8 @@ PACKAGES=(
   dpkg-dev file systemd python3-yaml
   # bench/ml: the scikit-learn Isolation Forest the C++ one is compared with
   python3-sklearn
+  # scale-out: the JetStream bus between server instances (BUS_URL=nats://...)
+  nats-server libnats-dev
 )
 
 missing=()

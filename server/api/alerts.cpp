@@ -100,8 +100,22 @@ bool AlertManager::IsMuted(const AlertRecord& a, int64_t now) {
 
 void AlertManager::OnFindings(const std::vector<FindingRecord>& findings) {
   if (findings.empty()) return;
+  OnFindingsOnce(findings, !shared_);
+}
+
+void AlertManager::OnFindingsOnce(const std::vector<FindingRecord>& findings, bool last_try) {
   const int64_t now = now_();
-  std::vector<AlertRecord> resolved;                   // superseded alerts
+  std::vector<std::string> fps;
+  std::vector<AlertRecord> stored;
+  if (shared_) {
+    for (const auto& f : findings) {
+      fps.push_back(AlertFingerprint(f.detector, f.actor, f.api_id, f.endpoint_template));
+    }
+    std::sort(fps.begin(), fps.end());
+    fps.erase(std::unique(fps.begin(), fps.end()), fps.end());
+    stored = store_.ActiveAlertsByFingerprint(fps);
+  }
+  std::vector<AlertRecord> resolved;          // superseded alerts
   std::vector<std::string> created, updated;           // fingerprints, in first-touch order
   std::vector<std::pair<std::string, int>> escalated;  // alerts whose severity rose, prior rank
   std::vector<std::pair<std::string, AlertRecord>> emit;
@@ -110,8 +124,16 @@ void AlertManager::OnFindings(const std::vector<FindingRecord>& findings) {
     bool muted, autoblock;
   };
   std::vector<Notify> notify;
+  bool retry = false;
   {
     std::lock_guard lock(mu_);
+    if (shared_) {
+      for (const auto& fp : fps) active_.erase(fp);
+      for (auto& a : stored) {
+        std::string fp = a.fingerprint;
+        active_[fp] = std::move(a);
+      }
+    }
     for (const auto& f : findings) {
       std::string fp = AlertFingerprint(f.detector, f.actor, f.api_id, f.endpoint_template);
       auto it = active_.find(fp);
@@ -177,29 +199,42 @@ void AlertManager::OnFindings(const std::vector<FindingRecord>& findings) {
     Status st = store_.SaveAlerts(save);
     if (!st.ok) {
       // Nothing of this batch is stored: forget the new alerts so the next finding recreates them.
-      log::Error("storing alerts failed", {{"alerts", save.size()}, {"error", st.message}});
       for (const auto& fp : created) active_.erase(fp);
-      return;
+      if (st.conflict && !last_try) {
+        // Another instance opened one of these alerts meanwhile: redo the batch on the stored one.
+        log::Info("alert opened by another instance; batch redone", {{"alerts", save.size()}});
+        retry = true;
+      } else {
+        log::Error("storing alerts failed", {{"alerts", save.size()}, {"error", st.message}});
+        return;
+      }
     }
-    for (auto& r : resolved) emit.emplace_back("resolved", std::move(r));
-    auto muted = [&](const AlertRecord& a) {
-      bool m = a.muted_until > now;
-      for (const auto& mute : mutes_) m = m || (mute.expires_at > now && MuteMatches(mute, a));
-      return m;
-    };
-    for (const auto& fp : created) {
-      const AlertRecord& a = active_.at(fp);
-      emit.emplace_back("created", a);
-      notify.push_back({a, muted(a), true});
-      ++created_;
+    if (!retry) {
+      for (auto& r : resolved) emit.emplace_back("resolved", std::move(r));
+      auto muted = [&](const AlertRecord& a) {
+        bool m = a.muted_until > now;
+        for (const auto& mute : mutes_) m = m || (mute.expires_at > now && MuteMatches(mute, a));
+        return m;
+      };
+      for (const auto& fp : created) {
+        const AlertRecord& a = active_.at(fp);
+        emit.emplace_back("created", a);
+        notify.push_back({a, muted(a), true});
+        ++created_;
+      }
+      for (const auto& [fp, prior_rank] : escalated) {
+        const AlertRecord& a = active_.at(fp);
+        // An actor blocked when the alert opened is not blocked again (that would double its
+        // time).
+        notify.push_back({a, muted(a), prior_rank < settings_.autoblock_min_rank});
+        ++escalated_;
+      }
+      for (const auto& fp : updated) emit.emplace_back("updated", active_.at(fp));
     }
-    for (const auto& [fp, prior_rank] : escalated) {
-      const AlertRecord& a = active_.at(fp);
-      // An actor blocked when the alert opened is not blocked again (that would double its time).
-      notify.push_back({a, muted(a), prior_rank < settings_.autoblock_min_rank});
-      ++escalated_;
-    }
-    for (const auto& fp : updated) emit.emplace_back("updated", active_.at(fp));
+  }
+  if (retry) {
+    OnFindingsOnce(findings, true);
+    return;
   }
   for (const auto& [action, a] : emit) Emit(action, a);
   for (const auto& n : notify) {
@@ -252,8 +287,17 @@ void AlertManager::AutoBlock(const AlertRecord& a) {
 void AlertManager::Sweep() {
   const int64_t now = now_();
   std::vector<AlertRecord> done;
+  std::optional<std::vector<AlertRecord>> fresh;
+  if (shared_) fresh = store_.ActiveAlerts();
   {
     std::lock_guard lock(mu_);
+    if (fresh) {
+      active_.clear();
+      for (auto& a : *fresh) {
+        std::string fp = a.fingerprint;
+        active_[fp] = std::move(a);
+      }
+    }
     std::vector<AlertRecord*> save;
     for (auto& [fp, a] : active_) {
       if (now - a.touched_at < settings_.resolve_after_s) continue;
@@ -291,11 +335,11 @@ std::optional<AlertRecord> AlertManager::Change(
       if (a.id == id) live = &a;
     }
     std::optional<AlertRecord> stored;
-    if (!live) {
+    if (!live || shared_) {
       stored = store_.GetAlert(id);
       if (!stored) return std::nullopt;
     }
-    AlertRecord copy = live ? *live : *stored;
+    AlertRecord copy = stored ? *stored : *live;
     action = apply(copy);
     if (action.empty()) return copy;  // nothing changes
     if (action == "conflict") {

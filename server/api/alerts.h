@@ -54,6 +54,12 @@ class AlertManager {
   void SetListener(Listener l) { listener_ = std::move(l); }
   void SetNotifier(Notifier n) { notifier_ = std::move(n); }
   void SetListsChanged(ListsChanged f) { lists_changed_ = std::move(f); }
+  // Several server instances write alerts (BUS_URL): the database is the source of truth. Each
+  // batch of findings first re-reads the active alerts of its fingerprints (another instance may
+  // have created, updated, acknowledged or resolved them), a second active alert for a fingerprint
+  // is refused by a unique key (the batch is then redone on the stored one), route operations
+  // start from the stored alert and Sweep re-reads the active alerts.
+  void SetShared(bool shared) { shared_ = shared; }
 
   // Reads active alerts and mutes from the store.
   Status Load();
@@ -87,6 +93,7 @@ class AlertManager {
   std::optional<AlertRecord> Change(int64_t id, Status* st,
                                     const std::function<std::string(AlertRecord&)>& apply);
   void AutoBlock(const AlertRecord& a);
+  void OnFindingsOnce(const std::vector<FindingRecord>& findings, bool last_try);
   void Emit(const std::string& action, const AlertRecord& a) {
     if (listener_) listener_(action, a);
   }
@@ -102,6 +109,7 @@ class AlertManager {
   std::vector<MuteRecord> mutes_;
   std::atomic<uint64_t> created_{0};
   std::atomic<uint64_t> escalated_{0};  // alerts notified again because their severity rose
+  bool shared_ = false;
 };
 
 }  // namespace boing

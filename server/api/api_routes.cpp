@@ -190,6 +190,12 @@ void App::RegisterApis(http::Router& r) {
 
 std::optional<Agent> App::AgentForToken(std::string_view token) {
   std::string hash = HashHex(token);
+  if (!cfg_.bus_url.empty() && NowMillis() - agent_cache_cleared_ms_ >= kSharedCacheMs) {
+    // Another instance may have revoked an agent: re-read tokens from the database.
+    std::unique_lock lock(cache_mu_);
+    agent_by_token_hash_.clear();
+    agent_cache_cleared_ms_ = NowMillis();
+  }
   {
     std::shared_lock lock(cache_mu_);
     auto it = agent_by_token_hash_.find(hash);

@@ -164,6 +164,7 @@ void IngestWriter::Loop() {
       log::Error("ingest commit failed", {{"events", all.size()}, {"error", st.message}});
     }
     size_t offset = 0;
+    std::vector<Answer> answers;
     for (auto& item : take) {
       IngestResult r;
       r.status = st;
@@ -177,9 +178,18 @@ void IngestWriter::Loop() {
       }
       offset += n;
       queued_events_ -= n;
-      item.done(std::move(r));
+      if (st.ok && handoff_) {
+        answers.push_back(
+            [done = std::move(item.done), r = std::move(r)]() mutable { done(std::move(r)); });
+      } else {
+        item.done(std::move(r));
+      }
     }
-    if (st.ok && on_commit_ && !all.empty()) on_commit_(all, outcomes);
+    if (st.ok && handoff_) {
+      handoff_(all, outcomes, std::move(answers));
+    } else if (st.ok && on_commit_ && !all.empty()) {
+      on_commit_(all, outcomes);
+    }
     take.clear();
   }
 }
@@ -193,7 +203,9 @@ App::~App() { Shutdown(); }
 
 void App::Shutdown() {
   if (writer_) writer_->Stop();
+  if (bus_) bus_->StopConsuming();
   if (detection_) detection_->Stop();
+  if (bus_) bus_->Stop();
   {
     std::lock_guard lock(ticker_mu_);
     ticker_stop_ = true;
@@ -367,11 +379,35 @@ bool App::Init(std::string* error) {
     *error = "cannot load detector settings: " + s.message;
     return false;
   }
-  writer_ = std::make_unique<IngestWriter>(
-      *store_, cfg_.ingest_queue_max, cfg_.commit_max_events,
-      [this](std::vector<Event>& events, const std::vector<InsertOutcome>& outcomes) {
-        detection_->Submit(events, outcomes);
-      });
+  if (!cfg_.bus_url.empty()) {
+    // Scale-out: committed events go through JetStream to the instance holding their partition.
+    BusOptions bo;
+    bo.urls = cfg_.bus_url;
+    bo.stream = cfg_.bus_stream;
+    bo.partitions = cfg_.bus_partitions;
+    bo.lease_seconds = cfg_.bus_lease_seconds;
+    bo.instance_id = cfg_.bus_instance_id;
+    bo.publish_queue_max = static_cast<size_t>(cfg_.bus_publish_queue_max);
+    bo.fetch_batch = cfg_.bus_fetch_batch;
+    bo.publish_timeout_ms = cfg_.bus_publish_timeout_ms;
+    bo.limits = cfg_.event_limits;
+    bus_ = std::make_unique<EventBus>(*store_, *detection_, std::move(bo));
+    if (!bus_->Start(error)) return false;
+    alerts_->SetShared(true);
+    writer_ =
+        std::make_unique<IngestWriter>(*store_, cfg_.ingest_queue_max, cfg_.commit_max_events);
+    writer_->SetHandoff([this](std::vector<Event>& events,
+                               const std::vector<InsertOutcome>& outcomes,
+                               std::vector<IngestWriter::Answer>&& answers) {
+      bus_->Publish(events, outcomes, std::move(answers));
+    });
+  } else {
+    writer_ = std::make_unique<IngestWriter>(
+        *store_, cfg_.ingest_queue_max, cfg_.commit_max_events,
+        [this](std::vector<Event>& events, const std::vector<InsertOutcome>& outcomes) {
+          detection_->Submit(events, outcomes);
+        });
+  }
   ticker_ = std::thread([this] { TickerLoop(); });
   return true;
 }

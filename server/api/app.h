@@ -29,6 +29,7 @@
 #include "boing/http.h"
 #include "boing/server_config.h"
 #include "boing/store.h"
+#include "bus.h"
 #include "detection.h"
 #include "live.h"
 #include "notify.h"
@@ -87,6 +88,14 @@ class IngestWriter {
   // with the committed events (it may move from them) and their outcomes.
   using OnCommit = std::function<void(std::vector<Event>&, const std::vector<InsertOutcome>&)>;
   IngestWriter(Store& store, size_t queue_max, size_t commit_max, OnCommit on_commit = nullptr);
+  // With a bus (BUS_URL) a request is answered once its events are committed and published: the
+  // writer hands each successful commit's events with the answers to `handoff` (instead of
+  // answering itself and calling on_commit), which runs the answers when the bus acknowledged the
+  // events (or its publish timeout passed). Failed commits are still answered here.
+  using Answer = std::function<void()>;
+  using Handoff = std::function<void(std::vector<Event>&, const std::vector<InsertOutcome>&,
+                                     std::vector<Answer>&&)>;
+  void SetHandoff(Handoff h) { handoff_ = std::move(h); }  // before the first Submit
   ~IngestWriter();
   bool Submit(std::vector<Event> events, Done done);
   void Stop();  // drains the queue, then joins
@@ -104,6 +113,7 @@ class IngestWriter {
   Store& store_;
   size_t queue_max_, commit_max_;
   OnCommit on_commit_;
+  Handoff handoff_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> queue_;
@@ -122,6 +132,7 @@ class App {
   void Shutdown();  // flushes pending ingest
   Store& store() { return *store_; }
   DetectionWorker* detection() { return detection_.get(); }
+  EventBus* bus() { return bus_.get(); }  // null without BUS_URL
   AlertManager* alerts() { return alerts_.get(); }
   Notifier* notifier() { return notifier_.get(); }
   LiveHub* hub() { return hub_.get(); }
@@ -208,6 +219,7 @@ class App {
   std::unique_ptr<AlertManager> alerts_;
   std::unique_ptr<DetectionWorker> detection_;
   std::string geo_unavailable_;  // why the geographic detectors cannot run ("" = they can)
+  std::unique_ptr<EventBus> bus_;
   std::unique_ptr<IngestWriter> writer_;
   std::thread ticker_;
   std::mutex ticker_mu_;
@@ -218,6 +230,13 @@ class App {
   std::unordered_map<std::string, Api> api_by_key_hash_;  // ingest key hash -> API
   std::vector<Api> api_rules_;                            // APIs with match rules
   bool api_cache_loaded_ = false;
+  // With BUS_URL other instances change APIs and agents in the shared database: the caches are
+  // re-read when older than kSharedCacheMs, and an ingest key unknown here is looked up in the
+  // database, so a key created elsewhere works at once and one rotated or deleted elsewhere stops
+  // within kSharedCacheMs.
+  static constexpr int64_t kSharedCacheMs = 5000;
+  std::atomic<int64_t> api_cache_loaded_ms_{0};
+  std::atomic<int64_t> agent_cache_cleared_ms_{0};
   std::unordered_map<std::string, Agent> agent_by_token_hash_;
   std::unordered_map<int64_t, std::string> api_names_;  // alert answers; under cache_mu_
 

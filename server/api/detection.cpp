@@ -350,9 +350,23 @@ void DetectionWorker::Submit(std::vector<Event>& events,
       queue_.push_back(std::move(events[i]));
       ++n;
     }
+    enqueued_ += n;
     depth_ = queue_.size();
   }
   if (n) cv_.notify_one();
+}
+
+bool DetectionWorker::SubmitAcked(std::vector<Event> events, std::function<void()> done) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    for (auto& e : events) queue_.push_back(std::move(e));
+    enqueued_ += events.size();
+    acks_.emplace_back(enqueued_, std::move(done));
+    depth_ = queue_.size();
+  }
+  cv_.notify_one();
+  return true;
 }
 
 void DetectionWorker::Stop() {
@@ -372,17 +386,18 @@ void DetectionWorker::Loop() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !acks_.empty(); });
+      if (queue_.empty() && acks_.empty()) return;  // stopping and drained
       while (!queue_.empty() && batch.size() < batch_max_) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      dequeued_ += batch.size();
       depth_ = queue_.size();
     }
     found.clear();
     for (const auto& e : batch) pipeline_.Process(e, found);
-    if (on_events_) on_events_(batch);
+    if (on_events_ && !batch.empty()) on_events_(batch);
     const size_t handled = batch.size();
     batch.clear();
     if (!found.empty()) {
@@ -410,6 +425,15 @@ void DetectionWorker::Loop() {
     evictions = c.evictions;
     model_save_failures = c.ml_save_failures;
     processed += handled;  // last: a batch counts once it is published and its findings stored
+    std::vector<std::function<void()>> ready;
+    {
+      std::lock_guard lock(mu_);
+      while (!acks_.empty() && acks_.front().first <= dequeued_) {
+        ready.push_back(std::move(acks_.front().second));
+        acks_.pop_front();
+      }
+    }
+    for (auto& f : ready) f();
   }
 }
 

@@ -71,6 +71,10 @@ class DetectionWorker {
   void SetModelDir(std::string dir) { pipeline_.SetModelDir(std::move(dir)); }
   // Queues the events stored by a commit (outcome kInserted); may move from `events`.
   void Submit(std::vector<Event>& events, const std::vector<InsertOutcome>& outcomes);
+  // Queues events from the bus (BUS_URL) without the queue bound (the caller bounds what it has in
+  // flight) and calls `done` on the worker thread once all of them went through detection and
+  // their findings were stored (the bus acknowledges them then). false when stopping.
+  bool SubmitAcked(std::vector<Event> events, std::function<void()> done);
   void Stop();  // processes what is queued, then joins
 
   size_t QueueDepth() const { return depth_.load(); }
@@ -88,6 +92,8 @@ class DetectionWorker {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Event> queue_;
+  uint64_t enqueued_ = 0, dequeued_ = 0;  // events ever queued / taken, under mu_
+  std::deque<std::pair<uint64_t, std::function<void()>>> acks_;  // (enqueued_ at submit, done)
   std::atomic<size_t> depth_{0};
   bool stopping_ = false;
   std::thread thread_;

@@ -27,19 +27,43 @@ const char* OutcomeName(InsertOutcome o) {
 
 }  // namespace
 
+namespace {
+// Not a key (never matches): makes ApiForKey load or refresh the cache for MatchApi.
+const std::string kCacheProbe = "\x01";
+}  // namespace
+
 std::optional<Api> App::ApiForKey(const std::string& api_key, bool* unavailable) {
   if (unavailable) *unavailable = false;
   if (api_key.empty() || api_key.size() > 256) return std::nullopt;
   const std::string hash = HashHex(api_key);
+  const bool shared = !cfg_.bus_url.empty();
+  const int64_t now = NowMillis();
+  bool reload = false;
   {
     std::shared_lock lock(cache_mu_);
-    if (api_cache_loaded_) {
+    if (api_cache_loaded_ && (!shared || now - api_cache_loaded_ms_ < kSharedCacheMs)) {
       auto it = api_by_key_hash_.find(hash);
-      if (it == api_by_key_hash_.end()) return std::nullopt;
-      return it->second;
+      if (it != api_by_key_hash_.end()) return it->second;
+      if (!shared || api_key == kCacheProbe) return std::nullopt;
     }
+    reload = api_cache_loaded_;
+  }
+  if (reload && api_cache_loaded_ms_ >= now - kSharedCacheMs) {
+    // Fresh cache, unknown key: another instance may have created it a moment ago.
+    auto a = store_->GetApiByKeyHash(hash);
+    if (!a) {
+      if (unavailable && !store_->Ping().ok) *unavailable = true;  // unknown, not refused
+      return std::nullopt;
+    }
+    std::unique_lock lock(cache_mu_);
+    api_by_key_hash_[hash] = *a;
+    return a;
   }
   std::unique_lock lock(cache_mu_);
+  if (reload && api_cache_loaded_ && api_cache_loaded_ms_ < now) {  // not reloaded meanwhile
+    api_cache_loaded_ = false;
+    api_names_.clear();
+  }
   if (!api_cache_loaded_) {
     std::vector<Api> apis = store_->ListApis(std::nullopt);
     if (apis.empty() && !store_->Ping().ok) {
@@ -66,6 +90,7 @@ std::optional<Api> App::ApiForKey(const std::string& api_key, bool* unavailable)
       return x.match_base_path.size() > y.match_base_path.size();
     });
     api_cache_loaded_ = true;
+    api_cache_loaded_ms_ = now;
   }
   auto it = api_by_key_hash_.find(hash);
   if (it == api_by_key_hash_.end()) return std::nullopt;
@@ -73,7 +98,7 @@ std::optional<Api> App::ApiForKey(const std::string& api_key, bool* unavailable)
 }
 
 int64_t App::MatchApi(const Event& e) {
-  ApiForKey("\x01");  // loads the cache when needed
+  ApiForKey(kCacheProbe);  // loads the cache when needed
   // `host` is a convenience copy of the Host header (EVENTS.md): the header alone must do too.
   std::string host = e.host;
   if (host.empty()) {

@@ -70,6 +70,10 @@ std::unique_ptr<boing::Store> OpenStore(const boing::ServerConfig& cfg, std::str
   o.password = cfg.db_password;
   o.database = cfg.db_name;
   o.pool_size = cfg.db_pool_size;
+  o.read_host = cfg.db_read_host;
+  o.read_port = cfg.db_read_port;
+  o.read_user = cfg.db_read_user;
+  o.read_password = cfg.db_read_password;
   return boing::OpenMysqlStore(o, error);
 }
 

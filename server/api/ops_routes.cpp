@@ -232,6 +232,7 @@ void App::RegisterOps(http::Router& r) {
           line("boing_detection_dropped_total", detection_->dropped.load());
           metric("boing_detection_queue_events", "gauge", "Events waiting for detection.");
           line("boing_detection_queue_events", static_cast<double>(detection_->QueueDepth()));
+          if (bus_) out += bus_->MetricsText();
           metric("boing_findings_total", "counter", "Findings stored.");
           line("boing_findings_total", detection_->findings.load());
           metric("boing_findings_store_failures_total", "counter", "Failed writes of findings.");

@@ -48,8 +48,20 @@ const std::vector<std::string>& ServerConfigVariables() {
                                                  "DB_PASSWORD",
                                                  "DB_NAME",
                                                  "DB_POOL_SIZE",
+                                                 "DB_READ_HOST",
+                                                 "DB_READ_PORT",
+                                                 "DB_READ_USER",
+                                                 "DB_READ_PASSWORD",
                                                  "SQLITE_PATH",
                                                  "DB_FSYNC",
+                                                 "BUS_URL",
+                                                 "BUS_STREAM",
+                                                 "BUS_PARTITIONS",
+                                                 "BUS_LEASE_SECONDS",
+                                                 "BUS_INSTANCE_ID",
+                                                 "BUS_PUBLISH_QUEUE_MAX",
+                                                 "BUS_FETCH_BATCH",
+                                                 "BUS_PUBLISH_TIMEOUT_MS",
                                                  "JWT_SECRET",
                                                  "JWT_TTL_SECONDS",
                                                  "JWT_ISSUER",
@@ -178,8 +190,43 @@ std::vector<std::string> LoadServerConfig(const Settings& s, ServerConfig& c) {
   str("DB_PASSWORD", c.db_password);
   str("DB_NAME", c.db_name);
   i64("DB_POOL_SIZE", c.db_pool_size, 1, 256);
+  str("DB_READ_HOST", c.db_read_host);
+  c.db_read_port = c.db_port;
+  i64("DB_READ_PORT", c.db_read_port, 1, 65535);
+  str("DB_READ_USER", c.db_read_user);
+  str("DB_READ_PASSWORD", c.db_read_password);
+  if (!c.db_read_host.empty() && c.db_host.empty()) {
+    e.push_back("DB_READ_HOST: needs DB_HOST (a MySQL/MariaDB primary); SQLite has no replicas");
+  }
+  if (c.db_read_host.empty() && (!c.db_read_user.empty() || !s.GetString("DB_READ_PORT").empty())) {
+    e.push_back("DB_READ_PORT/DB_READ_USER: set DB_READ_HOST too, or neither");
+  }
   str("SQLITE_PATH", c.sqlite_path);
   s.GetBool("DB_FSYNC", &c.db_fsync, e);
+  str("BUS_URL", c.bus_url);
+  if (!c.bus_url.empty()) {
+    for (const auto& u : s.GetList("BUS_URL")) {
+      if (u.rfind("nats://", 0) != 0 || u.size() <= 7) {
+        e.push_back("BUS_URL: expected nats://HOST:PORT (comma-separated for a cluster), got '" +
+                    u + "'");
+      }
+    }
+  }
+  str("BUS_STREAM", c.bus_stream);
+  if (c.bus_stream.empty() || c.bus_stream.size() > 64 ||
+      c.bus_stream.find_first_not_of(
+          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+          std::string::npos) {
+    e.push_back("BUS_STREAM: 1-64 characters of letters, digits, '_' and '-', got '" +
+                c.bus_stream + "'");
+  }
+  i64("BUS_PARTITIONS", c.bus_partitions, 1, 1024);
+  i64("BUS_LEASE_SECONDS", c.bus_lease_seconds, 3, 3600);
+  str("BUS_INSTANCE_ID", c.bus_instance_id);
+  if (c.bus_instance_id.size() > 128) e.push_back("BUS_INSTANCE_ID: at most 128 characters");
+  i64("BUS_PUBLISH_QUEUE_MAX", c.bus_publish_queue_max, 1, 100000000);
+  i64("BUS_FETCH_BATCH", c.bus_fetch_batch, 1, 10000);
+  i64("BUS_PUBLISH_TIMEOUT_MS", c.bus_publish_timeout_ms, 100, 600000);
 
   str("JWT_SECRET", c.jwt_secret);
   i64("JWT_TTL_SECONDS", c.jwt_ttl_s, 60, 30 * 86400);

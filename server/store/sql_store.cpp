@@ -665,6 +665,7 @@ R Guarded(const R& fallback, F&& fn) noexcept {
 
 class SqlStore final : public Store {
  public:
+  void SetReadPool(Factory f, int size) { read_pool_ = std::make_unique<Pool>(std::move(f), size); }
   SqlStore(Dialect d, Factory factory, Factory exclusive_factory, int pool_size)
       : dialect_(d), pool_(std::move(factory), pool_size) {
     if (d == Dialect::kSqlite) {
@@ -1051,7 +1052,7 @@ class SqlStore final : public Store {
     w.Int(limit);
     const std::string q = Cat({"SELECT ", kEventSelectCols, " FROM events", w.sql,
                                " ORDER BY timestamp DESC, id DESC LIMIT ?"});
-    return OnPool(std::vector<Event>(), [&](Conn& c) {
+    return OnRead(std::vector<Event>(), [&](Conn& c) {
       std::vector<Event> out;
       Status st;
       Stmt* s = c.Prepare(q, &st);
@@ -1223,6 +1224,110 @@ class SqlStore final : public Store {
     });
   }
 
+  // --- scale-out bus ---
+  Status SeedBusPartitions(int partitions) override {
+    return Write(Status::Error("seed bus partitions failed"), [&](Conn& c) {
+      return Tx(c, [&]() -> Status {
+        for (int p = 0; p < partitions; ++p) {
+          Status st = ExecOn(c,
+                             mysql() ? "INSERT IGNORE INTO bus_leases (part) VALUES (?)"
+                                     : "INSERT OR IGNORE INTO bus_leases (part) VALUES (?)",
+                             [&](Stmt* s) { s->BindInt(1, p); });
+          if (!st.ok) return st;
+        }
+        return Status::Ok();
+      });
+    });
+  }
+  Status BusHeartbeat(const std::string& instance, int64_t now_ms, int64_t expires_at_ms,
+                      int64_t started_at_ms) override {
+    return Write(Status::Error("bus heartbeat failed"), [&](Conn& c) {
+      Status st = ExecOn(
+          c,
+          mysql() ? "INSERT INTO bus_members (instance_id, expires_at_ms, started_at_ms) VALUES "
+                    "(?, ?, ?) ON DUPLICATE KEY UPDATE expires_at_ms = VALUES(expires_at_ms)"
+                  : "INSERT INTO bus_members (instance_id, expires_at_ms, started_at_ms) VALUES "
+                    "(?, ?, ?) ON CONFLICT(instance_id) DO UPDATE SET expires_at_ms = "
+                    "excluded.expires_at_ms",
+          [&](Stmt* s) {
+            s->BindText(1, instance);
+            s->BindInt(2, expires_at_ms);
+            s->BindInt(3, started_at_ms);
+          });
+      if (!st.ok) return st;
+      return ExecOn(c, "DELETE FROM bus_members WHERE expires_at_ms < ?",
+                    [&](Stmt* s) { s->BindInt(1, now_ms); });
+    });
+  }
+  Status BusLeave(const std::string& instance) override {
+    return Write(Status::Error("bus leave failed"), [&](Conn& c) {
+      return ExecOn(c, "DELETE FROM bus_members WHERE instance_id = ?",
+                    [&](Stmt* s) { s->BindText(1, instance); });
+    });
+  }
+  std::vector<std::string> BusMembers(int64_t now_ms) override {
+    return OnPool(std::vector<std::string>(), [&](Conn& c) {
+      return AllOn<std::string>(
+          c, "SELECT instance_id FROM bus_members WHERE expires_at_ms >= ? ORDER BY instance_id",
+          [&](Stmt* s) { s->BindInt(1, now_ms); }, [](Stmt* s) { return s->Text(0); });
+    });
+  }
+  Status TakeBusLease(int part, const std::string& holder, int64_t now_ms, int64_t expires_at_ms,
+                      bool* got) override {
+    *got = false;
+    return Write(Status::Error("take bus lease failed"), [&](Conn& c) {
+      int64_t changed = 0;
+      // The epoch and acquisition time change only when the holder does.
+      Status st = ExecOn(
+          c,
+          "UPDATE bus_leases SET epoch = CASE WHEN holder = ? THEN epoch ELSE epoch + 1 END, "
+          "acquired_at_ms = CASE WHEN holder = ? THEN acquired_at_ms ELSE ? END, "
+          "holder = ?, expires_at_ms = ? WHERE part = ? AND (holder = ? OR holder = '' OR "
+          "expires_at_ms < ?)",
+          [&](Stmt* s) {
+            s->BindText(1, holder);
+            s->BindText(2, holder);
+            s->BindInt(3, now_ms);
+            s->BindText(4, holder);
+            s->BindInt(5, expires_at_ms);
+            s->BindInt(6, part);
+            s->BindText(7, holder);
+            s->BindInt(8, now_ms);
+          },
+          &changed);
+      if (st.ok) *got = changed == 1;
+      return st;
+    });
+  }
+  Status ReleaseBusLease(int part, const std::string& holder) override {
+    return Write(Status::Error("release bus lease failed"), [&](Conn& c) {
+      return ExecOn(c,
+                    "UPDATE bus_leases SET holder = '', expires_at_ms = 0, epoch = epoch + 1 "
+                    "WHERE part = ? AND holder = ?",
+                    [&](Stmt* s) {
+                      s->BindInt(1, part);
+                      s->BindText(2, holder);
+                    });
+    });
+  }
+  std::vector<BusLease> ListBusLeases() override {
+    return OnPool(std::vector<BusLease>(), [&](Conn& c) {
+      return AllOn<BusLease>(
+          c,
+          "SELECT part, holder, expires_at_ms, epoch, acquired_at_ms FROM bus_leases ORDER BY "
+          "part",
+          kNoBind, [](Stmt* s) {
+            BusLease l;
+            l.part = static_cast<int>(s->Int(0));
+            l.holder = s->Text(1);
+            l.expires_at_ms = s->Int(2);
+            l.epoch = s->Int(3);
+            l.acquired_at_ms = s->Int(4);
+            return l;
+          });
+    });
+  }
+
   std::optional<Event> GetEvent(int64_t id) override {
     return OnPool(std::optional<Event>(), [&](Conn& c) {
       return OneOn<Event>(
@@ -1273,6 +1378,30 @@ class SqlStore final : public Store {
                " FROM alerts WHERE status IN ('open', 'acknowledged') ORDER BY id"}),
           kNoBind, ReadAlert);
     });
+  }
+  std::vector<AlertRecord> ActiveAlertsByFingerprint(
+      const std::vector<std::string>& fingerprints) override {
+    std::vector<AlertRecord> out;
+    constexpr size_t kChunk = 200;
+    for (size_t at = 0; at < fingerprints.size(); at += kChunk) {
+      const size_t n = std::min(kChunk, fingerprints.size() - at);
+      std::string q = Cat({"SELECT ", kAlertCols,
+                           " FROM alerts WHERE status IN ('open', 'acknowledged') AND "
+                           "fingerprint IN ("});
+      for (size_t i = 0; i < n; ++i) q += i ? ",?" : "?";
+      q += ") ORDER BY id";
+      auto part = OnPool(std::vector<AlertRecord>(), [&](Conn& c) {
+        return AllOn<AlertRecord>(
+            c, q,
+            [&](Stmt* s) {
+              for (size_t i = 0; i < n; ++i)
+                s->BindText(static_cast<int>(i + 1), fingerprints[at + i]);
+            },
+            ReadAlert);
+      });
+      std::move(part.begin(), part.end(), std::back_inserter(out));
+    }
+    return out;
   }
   std::vector<AlertRecord> QueryAlerts(const AlertFilter& f) override {
     Where w;
@@ -1583,27 +1712,37 @@ class SqlStore final : public Store {
   // Runs `fn` on a pooled connection (reads; on MySQL writes too). A connection found broken is
   // replaced and `fn` runs once more; exceptions end here.
   template <class R, class F>
-  R OnPool(R fallback, F&& fn) {
+  R OnPoolOf(Pool& pool, R fallback, F&& fn) {
     for (int attempt = 0;; ++attempt) {
       Status st;
-      std::unique_ptr<Conn> c = pool_.Acquire(&st);
+      std::unique_ptr<Conn> c = pool.Acquire(&st);
       if (!c) return Fail(fallback, st);
       c->TrimCache(kMaxCachedStatements);
       std::optional<R> r;
       try {
         r.emplace(fn(*c));
       } catch (const std::exception& e) {
-        pool_.Discard(std::move(c));
+        pool.Discard(std::move(c));
         return Fail(fallback, Status::Error(std::string("store: ") + e.what()));
       } catch (...) {
-        pool_.Discard(std::move(c));
+        pool.Discard(std::move(c));
         return Fail(fallback, Status::Error("store: unknown exception"));
       }
       const bool broken = c->Broken();
-      pool_.Release(std::move(c));
+      pool.Release(std::move(c));
       if (!broken || attempt > 0) return std::move(*r);
-      pool_.DropIdle();
+      pool.DropIdle();
     }
+  }
+
+  template <class R, class F>
+  R OnPool(R fallback, F&& fn) {
+    return OnPoolOf(pool_, std::move(fallback), std::forward<F>(fn));
+  }
+  // Log and metrics reads: on the read replica when DB_READ_HOST is set (may lag the primary).
+  template <class R, class F>
+  R OnRead(R fallback, F&& fn) {
+    return OnPoolOf(read_pool_ ? *read_pool_ : pool_, std::move(fallback), std::forward<F>(fn));
   }
 
   // The same on the exclusive connection.
@@ -1827,7 +1966,7 @@ class SqlStore final : public Store {
       const std::string q = Cat({"SELECT ", kEventSelectCols, " FROM events", w.sql,
                                  " ORDER BY timestamp ASC, id ASC LIMIT ?"});
       page.clear();
-      Status st = OnPool(Status::Error("scan failed"), [&](Conn& c) -> Status {
+      Status st = OnRead(Status::Error("scan failed"), [&](Conn& c) -> Status {
         page.clear();
         Status s0;
         Stmt* s = c.Prepare(q, &s0);
@@ -1867,6 +2006,7 @@ class SqlStore final : public Store {
 
   const Dialect dialect_;
   Pool pool_;
+  std::unique_ptr<Pool> read_pool_;  // DB_READ_HOST (MySQL only); null = pool_
   Factory exclusive_factory_;
   std::mutex ex_mu_;
   std::unique_ptr<Conn> ex_;                            // guarded by ex_mu_
@@ -1918,6 +2058,18 @@ std::unique_ptr<Store> OpenMysqlStoreWith(const MysqlOptions& o, std::span<const
     sql::MysqlTarget t{o.host, o.port, o.user, o.password, o.database};
     Factory f = [t](Status* st) { return sql::OpenMysqlConn(t, st); };
     auto store = std::make_unique<SqlStore>(Dialect::kMysql, f, f, std::max(1, o.pool_size));
+    if (!o.read_host.empty()) {
+      sql::MysqlTarget rt{o.read_host, o.read_port, o.read_user.empty() ? o.user : o.read_user,
+                          o.read_user.empty() ? o.password : o.read_password, o.database};
+      Status rst;
+      if (!sql::OpenMysqlConn(rt, &rst)) {
+        *error =
+            "read replica " + o.read_host + ":" + std::to_string(o.read_port) + ": " + rst.message;
+        return nullptr;
+      }
+      store->SetReadPool([rt](Status* st) { return sql::OpenMysqlConn(rt, st); },
+                         std::max(1, o.pool_size));
+    }
     if (!store->Init(m, nullptr, error).ok) {
       if (error->find(o.host + ":" + std::to_string(o.port)) == std::string::npos) {
         *error = where + ": " + *error;

@@ -4,6 +4,11 @@
 #   eval "$(tests/support/mariadb.sh start DIR)"   # prints BOING_TEST_MYSQL_* export lines
 #   tests/support/mariadb.sh stop DIR
 #
+# Replication (DB_READ_HOST tests): `start-primary DIR` is `start` with a binary log (server-id 1,
+# row format) and a replication user; `start-replica DIR PRIMARY_DIR` starts a second server
+# (server-id 2, read_only) replicating everything from the primary's first binary log, so the
+# users and databases created there arrive too; it prints BOING_TEST_MYSQL_REPLICA_HOST/PORT.
+#
 # Everything lives in DIR (datadir, socket, pid file, logs). The server reads no option file
 # (--no-defaults), so the system instance (/var/lib/mysql, port 3306) is never touched. `start` is
 # idempotent: when the server in DIR is already up it prints the same exports again.
@@ -63,6 +68,7 @@ client() {
 }
 
 start() {
+  local role=${1:-standalone}
   mkdir -p "$DIR"
   if running && [[ -s "$ENVFILE" ]] && client -e 'SELECT 1' >/dev/null 2>&1; then
     cat "$ENVFILE"
@@ -76,6 +82,10 @@ start() {
   mariadbd=$(find_bin mariadbd mysqld) || die "mariadbd not found (install mariadb-server)"
   install_db=$(find_bin mariadb-install-db mysql_install_db) || die "mariadb-install-db not found"
   [[ $(id -u) -eq 0 ]] && user_args=(--user=root)
+  case "$role" in
+    primary) user_args+=(--server-id=1 --log-bin=binlog --binlog-format=ROW) ;;
+    replica) user_args+=(--server-id=2 --relay-log=relay --skip-slave-start) ;;
+  esac
 
   if [[ ! -d "$DATA/mysql" ]]; then
     rm -rf "$DATA"
@@ -115,9 +125,19 @@ start() {
   # The pid file is written by mariadbd itself; keep ours in case it lags behind.
   [[ -s "$PIDFILE" ]] || echo "$launcher" >"$PIDFILE"
 
+  if [[ "$role" == replica ]]; then
+    start_replication "$port"
+    return
+  fi
   local password
   password=${MARIADB_PASSWORD:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 24)}
   [[ $password =~ ^[A-Za-z0-9]+$ ]] || die "MARIADB_PASSWORD must be letters and digits"
+  if [[ "$role" == primary ]]; then
+    client <<SQL || die "could not create the replication user"
+CREATE USER IF NOT EXISTS 'repl'@'127.0.0.1' IDENTIFIED BY '$password';
+GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';
+SQL
+  fi
   client <<SQL || die "could not create the test user"
 CREATE DATABASE IF NOT EXISTS boing_test CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
 CREATE USER IF NOT EXISTS 'boing'@'127.0.0.1' IDENTIFIED BY '$password';
@@ -137,6 +157,33 @@ EOF
   cat "$ENVFILE"
 }
 
+# The replica: everything from the primary's first binary log (its test user and databases
+# included), then read-only for everyone without SUPER (the test user).
+start_replication() {
+  local port=$1 penv io=""
+  penv="$PRIMARY_DIR/env.sh"
+  [[ -s "$penv" ]] || die "no primary in $PRIMARY_DIR (run start-primary first)"
+  local pport ppass
+  pport=$(sed -n 's/^export BOING_TEST_MYSQL_PORT=//p' "$penv")
+  ppass=$(sed -n 's/^export BOING_TEST_MYSQL_PASSWORD=//p' "$penv")
+  client <<SQL || die "could not start replication"
+CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$pport, MASTER_USER='repl',
+  MASTER_PASSWORD='$ppass', MASTER_LOG_FILE='binlog.000001', MASTER_LOG_POS=4;
+START SLAVE;
+SET GLOBAL read_only = 1;
+SQL
+  for _ in $(seq 1 100); do
+    io=$(client -e 'SHOW SLAVE STATUS\G' | awk '/Slave_IO_Running:/ {print $2}')
+    [[ "$io" == Yes ]] && break
+    sleep 0.1
+  done
+  [[ "$io" == Yes ]] || die "replica did not connect to the primary: $(client -e 'SHOW SLAVE STATUS\G' | grep -E 'Last_(IO_)?Error:' | head -2)"
+  umask 077
+  printf 'export BOING_TEST_MYSQL_REPLICA_HOST=127.0.0.1\nexport BOING_TEST_MYSQL_REPLICA_PORT=%s\n' \
+    "$port" >"$ENVFILE"
+  cat "$ENVFILE"
+}
+
 stop_server() {
   local pid
   if running; then
@@ -153,8 +200,10 @@ stop_server() {
   rm -f "$PIDFILE" "$SOCK" "$ENVFILE"
 }
 
-[[ $# -eq 2 ]] || die "usage: $0 start|stop DIR"
+usage="usage: $0 start|start-primary|stop DIR | start-replica DIR PRIMARY_DIR"
+[[ $# -eq 2 || ($# -eq 3 && "$1" == start-replica) ]] || die "$usage"
 DIR=$(realpath -m "$2")
+PRIMARY_DIR=$(realpath -m "${3:-.}")
 DATA="$DIR/data"
 SOCK="$DIR/sock"
 PIDFILE="$DIR/mariadb.pid"
@@ -163,6 +212,8 @@ MARIADB=$(find_bin mariadb mysql) || die "mariadb client not found (install mari
 
 case "$1" in
   start) start ;;
+  start-primary) start primary ;;
+  start-replica) start replica ;;
   stop) stop_server ;;
-  *) die "usage: $0 start|stop DIR" ;;
+  *) die "$usage" ;;
 esac

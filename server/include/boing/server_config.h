@@ -49,8 +49,24 @@ struct ServerConfig {
   std::string db_password;
   std::string db_name = "boing";
   int db_pool_size = 8;
+  // A MySQL/MariaDB replica for log and metrics queries (/api/logs, /api/export/logs,
+  // /api/metrics); empty = the primary. Port defaults to db_port, user/password to db_user's.
+  std::string db_read_host;
+  int db_read_port = 3306;
+  std::string db_read_user;
+  std::string db_read_password;
   std::string sqlite_path;  // default DATA_DIR/boing.db
   bool db_fsync = false;    // DB_FSYNC: power-loss durability (synchronous=FULL)
+
+  // Scale-out (docs/scaleout.md). Empty bus_url = the in-process bus of one server.
+  std::string bus_url;  // BUS_URL: nats://host:port[,nats://...]
+  std::string bus_stream = "BOING_EVENTS";
+  int bus_partitions = 16;             // events of an API go to partition hash(api_id) % this
+  int bus_lease_seconds = 10;          // a partition's lease; renewed every third of it
+  std::string bus_instance_id;         // default: hostname:pid:random
+  int bus_publish_queue_max = 100000;  // committed events waiting for their publish
+  int bus_fetch_batch = 256;           // messages per pull request of a partition consumer
+  int bus_publish_timeout_ms = 2000;   // longest an ingest answer waits for JetStream's ack
 
   // Security.
   std::string jwt_secret;

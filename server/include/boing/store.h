@@ -181,6 +181,14 @@ struct AlertRecord {
   int64_t created_at = 0;
 };
 
+struct BusLease {
+  int part = 0;
+  std::string holder;  // "" when never held or released
+  int64_t expires_at_ms = 0;
+  int64_t epoch = 0;  // incremented on every change of holder
+  int64_t acquired_at_ms = 0;
+};
+
 struct AlertFilter {
   std::vector<int64_t> api_ids;  // with restrict_to_apis: only these (empty = nothing)
   bool restrict_to_apis = false;
@@ -326,6 +334,10 @@ class Store {
   virtual std::optional<AlertRecord> GetAlert(int64_t id) = 0;
   virtual std::vector<AlertRecord> QueryAlerts(const AlertFilter& f) = 0;
   virtual std::vector<AlertRecord> ActiveAlerts() = 0;  // open or acknowledged
+  // The active alerts among these fingerprints (at most one each: a unique key guards it, so
+  // several server instances cannot both open one; inserting a second gives Status::conflict).
+  virtual std::vector<AlertRecord> ActiveAlertsByFingerprint(
+      const std::vector<std::string>& fingerprints) = 0;
   // (status, severity, count) of open and acknowledged alerts of the filter's APIs.
   struct AlertCount {
     std::string status, severity;
@@ -363,6 +375,22 @@ class Store {
   // Small key/value settings (identity key, schema facts).
   virtual std::optional<std::string> GetSetting(const std::string& key) = 0;
   virtual Status PutSetting(const std::string& key, const std::string& value) = 0;
+
+  // Scale-out bus (BUS_URL): partition leases and live members, times in Unix milliseconds.
+  // Creates the lease rows 0..partitions-1 that do not exist yet.
+  virtual Status SeedBusPartitions(int partitions) = 0;
+  // Records that `instance` is alive until `expires_at_ms` (drops members expired before `now_ms`).
+  virtual Status BusHeartbeat(const std::string& instance, int64_t now_ms, int64_t expires_at_ms,
+                              int64_t started_at_ms) = 0;
+  virtual Status BusLeave(const std::string& instance) = 0;
+  // Instances whose heartbeat has not expired at `now_ms`, sorted.
+  virtual std::vector<std::string> BusMembers(int64_t now_ms) = 0;
+  // Takes or renews the lease of `part` for `holder` until `expires_at_ms` when it is free,
+  // expired at `now_ms` or already held by `holder`; *got says whether it did.
+  virtual Status TakeBusLease(int part, const std::string& holder, int64_t now_ms,
+                              int64_t expires_at_ms, bool* got) = 0;
+  virtual Status ReleaseBusLease(int part, const std::string& holder) = 0;
+  virtual std::vector<BusLease> ListBusLeases() = 0;
 };
 
 struct SqliteOptions {
@@ -378,6 +406,12 @@ struct MysqlOptions {
   std::string password;
   std::string database = "boing";
   int pool_size = 8;
+  // A replica for log and metrics reads (QueryLogs, ScanEvents); empty = everything on `host`.
+  // An empty read_user means `user` and `password`.
+  std::string read_host;
+  int read_port = 3306;
+  std::string read_user;
+  std::string read_password;
 };
 
 // Open, create the schema if needed and apply pending migrations (the files of sql/, embedded in

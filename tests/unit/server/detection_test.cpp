@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <random>
@@ -87,6 +88,30 @@ TEST_F(DetectionWorkerTest, StoresFindingsOfInsertedEventsOnly) {
   EXPECT_TRUE(store_->QueryFindings(f).empty());
   f.api_ids.clear();
   EXPECT_TRUE(store_->QueryFindings(f).empty());  // restricted to no API: nothing
+}
+
+TEST_F(DetectionWorkerTest, SubmitAckedAnswersAfterFindingsAreStoredAndNeverDrops) {
+  DetectionWorker w(*store_, 2, 1);  // queue bound 2, batches of 1: bus batches ignore the bound
+  ASSERT_TRUE(w.Reload().ok);
+  std::atomic<int> acked{0};
+  std::atomic<int64_t> findings_when_first_acked{-1};
+  std::vector<Event> first = {Ev(1, "/users/1"), Ev(2, "/search?q=1%27%20or%20%271%27%3D%271"),
+                              Ev(3, "/users/3")};
+  ASSERT_TRUE(w.SubmitAcked(first, [&] {
+    FindingFilter f;
+    f.api_ids = {5};
+    f.restrict_to_apis = true;
+    findings_when_first_acked = static_cast<int64_t>(store_->QueryFindings(f).size());
+    ++acked;
+  }));
+  ASSERT_TRUE(w.SubmitAcked({}, [&] { ++acked; })) << "an empty batch is answered too";
+  ASSERT_TRUE(w.SubmitAcked({Ev(4, "/users/4"), Ev(5, "/users/5")}, [&] { ++acked; }));
+  w.Stop();
+  EXPECT_EQ(acked.load(), 3);
+  EXPECT_EQ(findings_when_first_acked.load(), 1) << "acknowledged before its finding was stored";
+  EXPECT_EQ(w.processed.load(), 5u);
+  EXPECT_EQ(w.dropped.load(), 0u);
+  EXPECT_FALSE(w.SubmitAcked({Ev(6, "/users/6")}, [] {})) << "refused once stopped";
 }
 
 TEST_F(DetectionWorkerTest, ReloadAppliesStoredSettingsAndLists) {

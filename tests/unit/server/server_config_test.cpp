@@ -57,6 +57,37 @@ TEST(ServerConfig, EveryErrorNamesItsVariable) {
   }
 }
 
+TEST(ServerConfig, BusSettingsAreBoundedAndNamed) {
+  Settings ok;
+  ok.Set("BUS_URL", "nats://127.0.0.1:4222,nats://10.0.0.2:4222");
+  ok.Set("BUS_PARTITIONS", "32");
+  ok.Set("BUS_LEASE_SECONDS", "6");
+  ServerConfig c;
+  auto errors = LoadServerConfig(ok, c);
+  ASSERT_TRUE(errors.empty()) << errors[0];
+  EXPECT_EQ(c.bus_partitions, 32);
+  EXPECT_EQ(c.bus_lease_seconds, 6);
+  EXPECT_TRUE(ServerConfig().bus_url.empty());  // default: the in-process bus
+
+  Settings bad;
+  bad.Set("BUS_URL", "http://127.0.0.1:4222");
+  bad.Set("BUS_STREAM", "has space");
+  bad.Set("BUS_PARTITIONS", "0");
+  bad.Set("BUS_LEASE_SECONDS", "1");
+  bad.Set("BUS_PUBLISH_QUEUE_MAX", "-5");
+  bad.Set("BUS_FETCH_BATCH", "x");
+  bad.Set("BUS_PUBLISH_TIMEOUT_MS", "10");
+  ServerConfig d;
+  errors = LoadServerConfig(bad, d);
+  std::string all;
+  for (auto& e : errors) all += e + "\n";
+  EXPECT_EQ(errors.size(), 7u) << all;
+  for (const char* v : {"BUS_URL", "BUS_STREAM", "BUS_PARTITIONS", "BUS_LEASE_SECONDS",
+                        "BUS_PUBLISH_QUEUE_MAX", "BUS_FETCH_BATCH", "BUS_PUBLISH_TIMEOUT_MS"}) {
+    EXPECT_NE(all.find(v), std::string::npos) << all;
+  }
+}
+
 TEST(ServerConfig, ProductionRefusesMissingAndWeakSecrets) {
   ServerConfig c;
   c.production = true;

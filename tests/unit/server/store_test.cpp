@@ -842,6 +842,71 @@ TEST_P(StoreTest, SettingsAndRevokedTokens) {
   EXPECT_EQ(list[0].second, 4102444800);
 }
 
+TEST_P(StoreTest, BusLeasesAreExclusiveUntilTheyExpire) {
+  ASSERT_TRUE(store_->SeedBusPartitions(4).ok);
+  ASSERT_TRUE(store_->SeedBusPartitions(4).ok) << "seeding again keeps the rows";
+  ASSERT_EQ(store_->ListBusLeases().size(), 4u);
+  bool got = false;
+  ASSERT_TRUE(store_->TakeBusLease(2, "a", 1000, 11000, &got).ok);
+  EXPECT_TRUE(got);
+  ASSERT_TRUE(store_->TakeBusLease(2, "b", 5000, 15000, &got).ok);
+  EXPECT_FALSE(got) << "held by a until 11000";
+  ASSERT_TRUE(store_->TakeBusLease(2, "a", 6000, 16000, &got).ok);
+  EXPECT_TRUE(got) << "renewal by the holder";
+  ASSERT_TRUE(store_->TakeBusLease(2, "b", 16001, 26001, &got).ok);
+  EXPECT_TRUE(got) << "expired: b takes over";
+  auto l = store_->ListBusLeases()[2];
+  EXPECT_EQ(l.holder, "b");
+  EXPECT_EQ(l.expires_at_ms, 26001);
+  EXPECT_EQ(l.epoch, 2) << "one increment per change of holder";
+  EXPECT_EQ(l.acquired_at_ms, 16001);
+  ASSERT_TRUE(store_->ReleaseBusLease(2, "a").ok);
+  EXPECT_EQ(store_->ListBusLeases()[2].holder, "b") << "only the holder releases";
+  ASSERT_TRUE(store_->ReleaseBusLease(2, "b").ok);
+  ASSERT_TRUE(store_->TakeBusLease(2, "c", 17000, 27000, &got).ok);
+  EXPECT_TRUE(got) << "released: free at once";
+
+  ASSERT_TRUE(store_->BusHeartbeat("a", 1000, 5000, 1000).ok);
+  ASSERT_TRUE(store_->BusHeartbeat("b", 1000, 9000, 1000).ok);
+  EXPECT_EQ(store_->BusMembers(6000), std::vector<std::string>({"b"}));
+  ASSERT_TRUE(store_->BusLeave("b").ok);
+  EXPECT_TRUE(store_->BusMembers(6000).empty());
+}
+
+TEST_P(StoreTest, OneActiveAlertPerFingerprint) {
+  auto alert = [](const std::string& status) {
+    AlertRecord a;
+    a.fingerprint = std::string(64, 'f');
+    a.api_id = 1;
+    a.detector = "sqli";
+    a.severity = "high";
+    a.severity_rank = 3;
+    a.status = status;
+    a.actor = "ip:198.51.100.1";
+    a.count = 1;
+    a.evidence_json = "{}";
+    return a;
+  };
+  AlertRecord first = alert("open"), second = alert("acknowledged"), old = alert("resolved");
+  std::vector<AlertRecord*> v{&first};
+  ASSERT_TRUE(store_->SaveAlerts(v).ok);
+  v = {&second};
+  Status st = store_->SaveAlerts(v);
+  EXPECT_FALSE(st.ok);
+  EXPECT_TRUE(st.conflict) << st.message;
+  v = {&old};
+  EXPECT_TRUE(store_->SaveAlerts(v).ok) << "resolved alerts do not count";
+  auto active = store_->ActiveAlertsByFingerprint({first.fingerprint, std::string(64, 'x')});
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_EQ(active[0].id, first.id);
+  first.status = "resolved";
+  v = {&first};
+  ASSERT_TRUE(store_->SaveAlerts(v).ok);
+  second.id = 0;
+  v = {&second};
+  EXPECT_TRUE(store_->SaveAlerts(v).ok) << "a new alert once the old one is resolved";
+}
+
 TEST_P(StoreTest, ReopenKeepsDataAndIdsAreNotReused) {
   int64_t u = MakeUser("u");
   int64_t keep = MakeApi(u, "keep"), gone = MakeApi(u, "gone");

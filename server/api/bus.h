@@ -1,0 +1,116 @@
+// The scale-out bus (BUS_URL=nats://...): committed events go to a NATS JetStream stream on
+// subjects partitioned by monitored API, and each server instance runs detection only for the
+// partitions it holds under a lease in the database, so each API's detection state lives on one
+// instance. docs/scaleout.md describes the design; the in-process path (no BUS_URL) never builds
+// one of these.
+//
+// Invariants: ingest has already committed every event it hands to Publish (the 2xx promise is
+// the database's, as without a bus); Publish never blocks the ingest writer — events wait in a
+// bounded queue and are retried until JetStream acknowledges them (message id = event id, so a
+// retry is never stored twice); what overflows the queue is counted in
+// boing_bus_publish_dropped_total and logged with its ids. A partition is consumed only while
+// its lease is valid; messages are acknowledged (explicitly, each) after detection processed them, so a
+// dead instance's unacknowledged messages are redelivered to the next holder.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "boing/store.h"
+#include "detection.h"
+
+namespace boing {
+
+struct BusOptions {
+  std::string urls;  // comma-separated nats:// URLs
+  std::string stream = "BOING_EVENTS";
+  int partitions = 16;
+  int lease_seconds = 10;
+  std::string instance_id;
+  size_t publish_queue_max = 100000;
+  int fetch_batch = 256;
+  int publish_timeout_ms = 2000;  // longest an ingest answer waits for JetStream's ack
+  EventLimits limits;
+};
+
+// The partition of an API: FNV-1a of its decimal id, modulo `partitions`.
+int BusPartition(int64_t api_id, int partitions);
+
+class EventBus {
+ public:
+  EventBus(Store& store, DetectionWorker& detection, BusOptions options);
+  ~EventBus();
+  // Connects, creates or updates the stream, seeds the lease rows and starts the threads.
+  bool Start(std::string* error);
+  using Answer = std::function<void()>;
+  // From the ingest writer after a commit: queues the inserted events for publishing; `answers`
+  // (the ingest requests of the commit) run once JetStream acknowledged them, or after
+  // publish_timeout_ms (counted in publish_late; the events stay queued and are retried).
+  void Publish(const std::vector<Event>& events, const std::vector<InsertOutcome>& outcomes,
+               std::vector<Answer>&& answers);
+  // Stops consuming and hands the partitions back (leases released once detection processed
+  // what was fetched, bounded by the lease TTL). Detection must still run.
+  void StopConsuming();
+  // Then (after detection stopped): publishes what is queued (bounded wait) and disconnects.
+  void Stop();
+
+  const std::string& instance_id() const { return opt_.instance_id; }
+  // The boing_bus_* series for /metrics (Prometheus text format).
+  std::string MetricsText();
+  std::vector<int> Held();
+  size_t PublishQueueDepth() {
+    std::lock_guard lock(pub_mu_);
+    return pub_queue_.size();
+  }
+
+  std::atomic<uint64_t> published{0}, publish_failures{0}, publish_dropped{0}, publish_late{0};
+  std::atomic<uint64_t> consumed{0}, acquired{0}, released{0}, lost{0}, decode_failures{0};
+
+ private:
+  struct Consumer;
+  void PublishLoop();
+  void LeaseLoop();
+  void ConsumeLoop(const std::shared_ptr<Consumer>& c);
+  bool StartConsumer(int part, std::string* error);
+  // Stops these partitions' consumers together, waits for what they fetched to be acknowledged
+  // and, when `release`, hands the leases back.
+  void StopConsumers(const std::vector<int>& parts, bool release);
+
+  Store& store_;
+  DetectionWorker& detection_;
+  BusOptions opt_;
+  struct Nats;
+  std::unique_ptr<Nats> nats_;
+  int64_t started_ms_ = 0;
+
+  std::mutex pub_mu_;
+  std::condition_variable pub_cv_;
+  std::deque<Event> pub_queue_;
+  uint64_t enqueued_ = 0, passed_ = 0;  // events ever queued / ever out (acknowledged, dropped)
+  struct Pending {
+    uint64_t end;  // answer once passed_ reaches this
+    int64_t deadline_ms;
+    Answer answer;
+  };
+  std::deque<Pending> answers_;
+  bool pub_stop_ = false;
+  std::thread pub_thread_;
+
+  std::mutex lease_mu_;
+  std::condition_variable lease_cv_;
+  bool lease_stop_ = false;
+  std::thread lease_thread_;
+  std::mutex held_mu_;
+  std::map<int, std::shared_ptr<Consumer>> held_;  // partition -> its consumer
+};
+
+}  // namespace boing
