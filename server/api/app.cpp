@@ -517,12 +517,13 @@ std::optional<std::vector<int64_t>> App::VisibleApis(const Principal& p) {
 std::optional<http::Response> App::ScopeToApis(const http::Request& req, const Principal& p,
                                                std::vector<int64_t>& api_ids,
                                                bool& restrict_to_apis) {
-  double api_id = 0;
-  if (!QueryNumber(req, "api_id", &api_id) || api_id != std::floor(api_id) || api_id > 9e15) {
-    return http::Response::Error(400, "api_id must be a positive integer", "api_id");
-  }
   auto visible = VisibleApis(p);
-  if (api_id > 0) {
+  if (auto v = req.QueryParam("api_id"); v && !v->empty()) {
+    // 0 names the events no API rule matched (admins only: no owner sees them).
+    double api_id = 0;
+    if (!QueryNumber(req, "api_id", &api_id) || api_id != std::floor(api_id) || api_id > 9e15) {
+      return http::Response::Error(400, "api_id must be a whole number", "api_id");
+    }
     auto id = static_cast<int64_t>(api_id);
     if (visible && std::find(visible->begin(), visible->end(), id) == visible->end()) {
       return http::Response::Error(404, "API not found", "api_id");

@@ -156,8 +156,8 @@ class App {
   // APIs the principal may see: nullopt = all (admin).
   std::optional<std::vector<int64_t>> VisibleApis(const Principal& p);
   // Narrows a list query to `?api_id=` (a whole number: 400 otherwise, 404 when the caller cannot
-  // see that API) or else to the APIs the caller sees (admins: every API), as a filter's
-  // `api_ids` and `restrict_to_apis`.
+  // see that API; 0 = events no API matched, admins only) or else to the APIs the caller sees
+  // (admins: every API), as a filter's `api_ids` and `restrict_to_apis`.
   std::optional<http::Response> ScopeToApis(const http::Request& req, const Principal& p,
                                             std::vector<int64_t>& api_ids, bool& restrict_to_apis);
   bool CanAccessApi(const Principal& p, const Api& a) const {
