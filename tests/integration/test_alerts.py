@@ -323,7 +323,7 @@ class AlertsTest(ServerTestCase):
         self.assertEqual(d["events"][0]["client_ip"], ip)
 
     def test_severity_rise_is_notified_again(self):
-        ip = "198.51.100.14"
+        ip = "198.51.100.15"
         sqli = [d for d in self.server.get("/api/detectors", self.admin).json()["detectors"]
                 if d["id"] == "sqli"][0]
         self.sqli(ip, "/rise")
