@@ -97,9 +97,11 @@ class SmtpServer:
 
 
 class WebhookReceiver:
-    """HTTP on 127.0.0.1 recording every POST; fails the first FAIL_FIRST attempts per delivery."""
+    """HTTP on 127.0.0.1 recording every POST; fails the first FAIL_FIRST attempts per delivery,
+    and every attempt while `failing` is set."""
 
     def __init__(self):
+        self.failing = False
         self.requests = []
         self.attempts = {}
         self.lock = threading.Lock()
@@ -112,10 +114,11 @@ class WebhookReceiver:
                 with outer.lock:
                     n = outer.attempts.get(key, 0) + 1
                     outer.attempts[key] = n
+                    fail = self.path == "/hook" and (outer.failing or n <= FAIL_FIRST) and \
+                        self.headers.get("X-Boing-Delivery", "0") != "0"
                     outer.requests.append({"path": self.path, "headers": dict(self.headers),
-                                           "body": body, "attempt": n, "t": time.time()})
-                fail = self.path == "/hook" and n <= FAIL_FIRST and \
-                    self.headers.get("X-Boing-Delivery", "0") != "0"
+                                           "body": body, "attempt": n, "t": time.time(),
+                                           "status": 500 if fail else 200})
                 self.send_response(500 if fail else 200)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -598,42 +601,14 @@ class AlertsTest(ServerTestCase):
         self.assertAlive()
 
 
-class SwitchableWebhook:
-    """HTTP on 127.0.0.1 answering 503 while `failing`, else 200; records (delivery id, status)."""
-
-    def __init__(self):
-        self.failing = True
-        self.seen = []
-        outer = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                code = 503 if outer.failing else 200
-                outer.seen.append((self.headers.get("X-Boing-Delivery"), code))
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 class PendingDeliveriesSurviveRestartTest(ServerTestCase):
     """A delivery still being retried when the server stops is retried again after it starts (and
     one older than ALERT_DELIVERY_RESUME_HOURS is marked failed instead of staying pending)."""
 
     @classmethod
     def setUpClass(cls):
-        cls.hook = SwitchableWebhook()
+        cls.hook = WebhookReceiver()
+        cls.hook.failing = True
         cls.server_env = {"WEBHOOK_URL": f"http://127.0.0.1:{cls.hook.port}/hook",
                           "ALERT_DELIVERY_BACKOFF_MS": "500", "ALERT_DELIVERY_MAX_ATTEMPTS": "100"}
         try:
@@ -648,6 +623,10 @@ class PendingDeliveriesSurviveRestartTest(ServerTestCase):
             super().tearDownClass()
         finally:
             cls.hook.stop()
+
+    def hook_outcomes(self):
+        with self.hook.lock:
+            return [(r["headers"].get("X-Boing-Delivery"), r["status"]) for r in self.hook.requests]
 
     def test_pending_delivery_resumes_after_restart(self):
         owner = self.server.register("resumer")
@@ -679,7 +658,7 @@ class PendingDeliveriesSurviveRestartTest(ServerTestCase):
         self.assertTrue(after, self.server.get(f"/api/alerts/{alert['id']}/deliveries", owner).json())
         self.assertEqual(after["id"], before["id"])  # the same delivery, not a new notification
         self.assertGreater(after["attempts"], before["attempts"])
-        self.assertIn((str(before["id"]), 200), self.hook.seen)
+        self.assertIn((str(before["id"]), 200), self.hook_outcomes())
 
         # Older than ALERT_DELIVERY_RESUME_HOURS=0 when the server starts: marked failed.
         self.hook.failing = True
@@ -693,7 +672,7 @@ class PendingDeliveriesSurviveRestartTest(ServerTestCase):
         self.assertEqual(d[0]["status"], "failed", d)
         self.assertIn("ALERT_DELIVERY_RESUME_HOURS", d[0]["last_error"])
         time.sleep(1)
-        self.assertNotIn((str(before["id"]), 200), self.hook.seen)
+        self.assertNotIn((str(before["id"]), 200), self.hook_outcomes())
 
 
 class AutoResolveAndResponseTest(ServerTestCase):
