@@ -1,6 +1,7 @@
 """Alerts end to end on the real server: findings grouped into alerts, delivered by email to a real
 SMTP server on loopback (aiosmtpd requiring STARTTLS and AUTH, self-signed certificate made here)
-and to a signed webhook that fails its first attempts, pushed on /ws/alerts within a second,
+and over SMTPS (implicit TLS), to a signed webhook that fails its first attempts and to a Slack
+incoming webhook (Block Kit), pushed on /ws/alerts within a second,
 deduplicated (1,000 findings -> one notification), muted until the mute expires, acknowledged and
 resolved with audit entries; channels CRUD with encrypted, masked configuration; /ws/stream and
 /ws/metrics; a WebSocket client that never reads is dropped without slowing ingest."""
@@ -20,6 +21,7 @@ import tempfile
 import threading
 import time
 import unittest
+import warnings
 
 from harness import BACKEND, ServerTestCase, event
 
@@ -55,9 +57,10 @@ def self_signed_cert(directory):
 
 
 class SmtpServer:
-    """aiosmtpd on 127.0.0.1 that requires STARTTLS before anything and AUTH before MAIL."""
+    """aiosmtpd on 127.0.0.1 that requires STARTTLS before anything and AUTH before MAIL; with
+    implicit_tls, SMTPS: TLS from the first byte (no plaintext phase at all), AUTH before MAIL."""
 
-    def __init__(self, cert, key):
+    def __init__(self, cert, key, implicit_tls=False):
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult, LoginPassword
         self.messages = []
@@ -66,8 +69,9 @@ class SmtpServer:
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
+                tls = server.transport.get_extra_info("ssl_object") is not None
                 outer.messages.append({"from": envelope.mail_from, "rcpt": list(envelope.rcpt_tos),
-                                       "tls": session.ssl is not None,
+                                       "tls": tls,
                                        "authenticated": session.authenticated,
                                        "user": session.auth_data.login.decode()
                                        if isinstance(session.auth_data, LoginPassword) else None,
@@ -83,9 +87,19 @@ class SmtpServer:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
         self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port,
-                                     tls_context=ctx, require_starttls=True, auth_required=True,
-                                     auth_require_tls=True, authenticator=authenticator)
+        if implicit_tls:
+            # aiosmtpd's auth_require_tls looks for a STARTTLS upgrade; here the whole connection
+            # is TLS, so AUTH is required without it.
+            with warnings.catch_warnings():  # "AUTH without TLS": the socket itself is TLS
+                warnings.simplefilter("ignore")
+                self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port,
+                                             ssl_context=ctx, auth_required=True,
+                                             auth_require_tls=False, authenticator=authenticator)
+        else:
+            self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port,
+                                         tls_context=ctx, require_starttls=True,
+                                         auth_required=True, auth_require_tls=True,
+                                         authenticator=authenticator)
         self.controller.start()
 
     def parsed(self):
@@ -599,6 +613,100 @@ class AlertsTest(ServerTestCase):
         self.assertEqual(drops, pairs)
         self.assertGreaterEqual(ratio, 0.95)
         self.assertAlive()
+
+
+class SmtpsAndSlackTest(ServerTestCase):
+    """Email over SMTPS (implicit TLS, SMTP_TLS=smtps, AUTH) and the Slack incoming webhook
+    (SLACK_WEBHOOK_URL, Block Kit) to a receiver on loopback."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="boing-smtps-")
+        cert, key = self_signed_cert(cls.tmp)
+        cls.smtp = SmtpServer(cert, key, implicit_tls=True)
+        cls.hook = WebhookReceiver()
+        cls.server_env = {
+            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(cls.smtp.port), "SMTP_TLS": "smtps",
+            "SMTP_USER": SMTP_USER, "SMTP_PASSWORD": SMTP_PASSWORD, "SMTP_CA_FILE": cert,
+            "ALERT_EMAIL_FROM": "boing@alerts.test", "ALERT_EMAIL_TO": "soc@example.test",
+            "SLACK_WEBHOOK_URL": f"http://127.0.0.1:{cls.hook.port}/services/T0/B0/slack",
+            "PUBLIC_URL": "https://boing.example.test",
+        }
+        try:
+            super().setUpClass()
+        except BaseException:
+            cls.smtp.stop()
+            cls.hook.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.smtp.stop()
+            cls.hook.stop()
+
+    def test_smtps_email_and_slack_block_kit(self):
+        owner = self.server.register("slacker")
+        api = self.server.create_api(owner, "slack <api> & co")
+        ip = "198.51.100.80"
+        # A path with mrkdwn's special characters: Slack text must carry them escaped.
+        r = self.server.post("/api/ingest", event(api["ingest_key"], client_ip=ip,
+                                                  endpoint="/find/a<b>&c?q=1%27%20OR%20%271%27%3D%271"))
+        self.assertEqual(r.status, 200, r)
+        found = wait_for(lambda: self.server.get(f"/api/alerts?actor=ip:{ip}&detector=sqli",
+                                                 owner).json()["alerts"])
+        self.assertTrue(found)
+        a = found[0]
+        link = f"https://boing.example.test/alerts/{a['id']}"
+
+        # Email: delivered over TLS from the first byte, authenticated, both parts.
+        mails = wait_for(lambda: [(m, msg) for m, msg in self.smtp.parsed()
+                                  if link in msg.get_body(("plain",)).get_content()], timeout=20)
+        self.assertEqual(len(mails), 1, self.smtp.messages)
+        raw, msg = mails[0]
+        self.assertTrue(raw["tls"])
+        self.assertTrue(raw["authenticated"])
+        self.assertEqual(raw["user"], SMTP_USER)
+        self.assertEqual(raw["rcpt"], ["soc@example.test"])
+        self.assertIn(f"[high] sqli on slack <api> & co from ip:{ip}", msg["Subject"])
+        self.assertIn(f'href="{link}"', msg.get_body(("html",)).get_content())
+        self.assertTrue(all(self.smtp.auth_ok))
+
+        # Slack: one POST of a Block Kit message to the incoming-webhook URL.
+        posts = wait_for(lambda: [h for h in list(self.hook.requests)
+                                  if h["path"] == "/services/T0/B0/slack"
+                                  and link in h["body"].decode()], timeout=20)
+        self.assertEqual(len(posts), 1, self.hook.requests)
+        h = posts[0]
+        self.assertTrue(h["headers"]["Content-Type"].startswith("application/json"))
+        j = json.loads(h["body"])
+        title = "[high] sqli on slack <api> & co"
+        self.assertEqual(j["text"], title)  # the notification's fallback text
+        kinds = [b["type"] for b in j["blocks"]]
+        self.assertEqual(kinds, ["header", "section", "section", "context"])
+        self.assertEqual(j["blocks"][0]["text"], {"type": "plain_text", "text": title})
+        self.assertEqual(j["blocks"][1]["text"]["type"], "mrkdwn")
+        fields = {f["text"].split("\n", 1)[0]: f["text"].split("\n", 1)[1]
+                  for f in j["blocks"][2]["fields"]}
+        self.assertEqual(fields["*Actor*"], f"ip:{ip}")
+        self.assertEqual(a["endpoint_template"], "/find/a<b>&c")
+        self.assertEqual(fields["*Endpoint*"], "/find/a&lt;b&gt;&amp;c")
+        self.assertEqual(fields["*Count*"], "1")
+        self.assertEqual(j["blocks"][3]["elements"],
+                         [{"type": "mrkdwn", "text": f"<{link}|Open alert {a['id']} in Boing>"}])
+        # mrkdwn text escapes &, < and > (Slack's rule); nothing unescaped reaches a mrkdwn block.
+        for b in j["blocks"][1:3]:
+            for t in [b.get("text", {}).get("text", "")] + [f["text"] for f in b.get("fields", [])]:
+                self.assertNotRegex(t, r"<|>|&(?!amp;|lt;|gt;)")
+
+        d = wait_for(lambda: (lambda d: d if {x["status"] for x in d} == {"sent"} and len(d) == 2
+                              else None)(self.server.get(f"/api/alerts/{a['id']}/deliveries",
+                                                         owner).json()["deliveries"]))
+        self.assertTrue(d, self.server.get(f"/api/alerts/{a['id']}/deliveries", owner).json())
+        self.assertEqual(sorted(x["kind"] for x in d), ["email", "slack"])
+        self.assertTrue(all(x["attempts"] == 1 for x in d))
 
 
 class PendingDeliveriesSurviveRestartTest(ServerTestCase):
