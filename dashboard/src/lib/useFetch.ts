@@ -2,7 +2,9 @@
 import { useCallback, useEffect, useState } from "react";
 import { api, ApiError } from "./api";
 
-export function useFetch<T>(path: string | null) {
+// GET `path` (again when it changes, on reload(), and every `refreshMs` when given: summaries
+// that live data outdates). A refresh keeps the previous data on screen until the answer comes.
+export function useFetch<T>(path: string | null, refreshMs?: number) {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [loading, setLoading] = useState<boolean>(!!path);
@@ -22,5 +24,10 @@ export function useFetch<T>(path: string | null) {
     };
   }, [path, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
+  useEffect(() => {
+    if (!path || !refreshMs) return;
+    const id = setInterval(reload, refreshMs);
+    return () => clearInterval(id);
+  }, [path, refreshMs, reload]);
   return { data, error, loading, reload, setData };
 }

@@ -11,6 +11,10 @@ import { streamStateText, useStream } from "../lib/ws";
 import { SEVERITIES, type AlertSummary, type MetricsTick } from "../lib/types";
 
 const WINDOW = 120; // seconds of live history
+// The REST summaries beside the live charts are fetched again on these periods, so "the last hour"
+// and the alert counts never contradict the live charts for long.
+export const LAST_HOUR_REFRESH_MS = 60_000;
+export const ALERT_COUNTS_REFRESH_MS = 15_000;
 
 export function pushTick(prev: MetricsTick[], t: MetricsTick, max = WINDOW): MetricsTick[] {
   const next = prev.length >= max ? prev.slice(prev.length - max + 1) : prev.slice();
@@ -81,7 +85,10 @@ interface MetricsAnswer {
 }
 
 function LastHour({ apiId }: { apiId: string }) {
-  const { data, error, loading, reload } = useFetch<MetricsAnswer>("/api/metrics" + query({ api_id: apiId, bucket: 60 }));
+  const { data, error, loading, reload } = useFetch<MetricsAnswer>(
+    "/api/metrics" + query({ api_id: apiId, bucket: 60 }),
+    LAST_HOUR_REFRESH_MS,
+  );
   const agg = useMemo(() => {
     if (!data) return null;
     const by = new Map<number, { requests: number; errors: number; p95: number }>();
@@ -145,7 +152,7 @@ function LastHour({ apiId }: { apiId: string }) {
 }
 
 function AlertCounts({ apiId }: { apiId: string }) {
-  const { data, error } = useFetch<AlertSummary>("/api/alerts/summary" + query({ api_id: apiId }));
+  const { data, error } = useFetch<AlertSummary>("/api/alerts/summary" + query({ api_id: apiId }), ALERT_COUNTS_REFRESH_MS);
   if (error) return <ErrorBox error={error} what="The alert summary" />;
   if (!data) return <Loading what="Loading alerts" />;
   return (

@@ -124,6 +124,42 @@ describe("OverviewPage", () => {
     expect(screen.getByText("No requests in the last hour. Create an API and send events to see them here.")).toBeTruthy();
   });
 
+  it("fetches the last hour and the alert counts again while the page stays open", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    vi.stubGlobal("WebSocket", FakeWS);
+    let metrics: unknown = { from: 0, to: 0, bucket: 60, apis: [] };
+    let summary: unknown = { open_by_severity: {}, open: 0, acknowledged: 0 };
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (url: string) => {
+        const path = url.split("?")[0];
+        const body = path === "/api/metrics" ? metrics : path === "/api/alerts/summary" ? summary : { apis: [] };
+        return new Response(JSON.stringify(body), { status: 200 });
+      }),
+    );
+    render(
+      <MemoryRouter>
+        <OverviewPage />
+      </MemoryRouter>,
+    );
+    await screen.findByText(/No requests in the last hour/);
+    expect(screen.getByText("open alerts").closest("span")!.querySelector("b")!.textContent).toBe("0");
+    const bucket = { ts: 1700000000, requests: 42, errors: 2, error_rate: 2 / 42, p50: 3, p95: 9, p99: 20 };
+    metrics = { from: 0, to: 0, bucket: 60, apis: [{ api_id: 1, name: "shop", totals: { ...bucket }, buckets: [bucket], top_ips: [{ ip: "192.0.2.9", count: 42 }], top_endpoints: [{ endpoint: "/a", count: 42 }] }] };
+    summary = { open_by_severity: { high: 5 }, open: 5, acknowledged: 0 };
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(15_000);
+    });
+    expect(screen.getByText("open alerts").closest("span")!.querySelector("b")!.textContent).toBe("5");
+    expect(screen.getByTestId("hour-requests").textContent).toBe("0"); // not yet a minute
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(45_000);
+    });
+    expect(screen.getByTestId("hour-requests").textContent).toBe("42");
+    expect(screen.queryByText(/No requests in the last hour/)).toBeNull();
+    vi.useRealTimers();
+  });
+
   it("says so when the metrics stream is not offered", async () => {
     vi.useFakeTimers({ shouldAdvanceTime: true });
     // A server without the stream: every connection closes before it opens.
