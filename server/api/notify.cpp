@@ -334,11 +334,20 @@ Notifier::Notifier(Store& store, const crypto::MultiFernet& fernet, NotifySettin
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   for (int i = 0; i < std::max(2, s_.workers); ++i) threads_.emplace_back([this] { Loop(); });
+  intake_thread_ = std::thread([this] { IntakeLoop(); });
 }
 
 Notifier::~Notifier() { Stop(); }
 
 void Notifier::Stop() {
+  // First every alert taken in gets its deliveries recorded (pending ones are resumed at the next
+  // start), then the senders stop.
+  {
+    std::lock_guard lock(intake_mu_);
+    intake_stopping_ = true;
+  }
+  intake_cv_.notify_all();
+  if (intake_thread_.joinable()) intake_thread_.join();
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -358,8 +367,40 @@ std::optional<Json> Notifier::Config(const ChannelRecord& c) const {
 }
 
 void Notifier::Notify(const AlertRecord& a, const std::string& api_name, bool is_muted) {
+  Intake in{a, api_name, is_muted};
+  {
+    std::lock_guard lock(intake_mu_);
+    if (!intake_stopping_ && intake_.size() < s_.queue_max) {
+      intake_.push_back(std::move(in));
+      intake_cv_.notify_one();
+      return;
+    }
+  }
+  Record(store_.ListChannels(), in);
+}
+
+void Notifier::IntakeLoop() {
+  std::vector<Intake> taken;
+  std::unique_lock lock(intake_mu_);
+  for (;;) {
+    intake_cv_.wait(lock, [&] { return intake_stopping_ || !intake_.empty(); });
+    if (intake_.empty()) return;  // stopping and drained
+    taken.assign(std::make_move_iterator(intake_.begin()), std::make_move_iterator(intake_.end()));
+    intake_.clear();
+    lock.unlock();
+    const std::vector<ChannelRecord> channels = store_.ListChannels();  // once per group
+    for (const Intake& in : taken) Record(channels, in);
+    taken.clear();
+    lock.lock();
+  }
+}
+
+void Notifier::Record(const std::vector<ChannelRecord>& channels, const Intake& in) {
+  const AlertRecord& a = in.alert;
+  const std::string& api_name = in.api_name;
+  const bool is_muted = in.muted;
   const int64_t now = NowMs() / 1000;
-  for (const auto& c : store_.ListChannels()) {
+  for (const auto& c : channels) {
     if (!ChannelRoutes(c, a)) continue;
     Job j;
     j.d.alert_id = a.id;

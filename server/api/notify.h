@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -73,7 +74,9 @@ class Notifier {
   ~Notifier();
   void Stop();  // waits for attempts in flight; queued retries are left pending (see Resume)
   // Records and queues a delivery for every channel routing the alert (status "muted" and nothing
-  // sent when `muted`).
+  // sent when `muted`). Returns at once: the deliveries are recorded by the notifier's intake
+  // thread (database writes never hold up the caller, the detection worker); when the intake is
+  // full (ALERT_DELIVERY_QUEUE_MAX) they are recorded here instead. Stop records what is taken in.
   void Notify(const AlertRecord& a, const std::string& api_name, bool muted);
   // Queues again the deliveries left "pending" by an earlier run (stopped with attempts queued or
   // waiting for a retry) created at or after `since`; those created before are marked failed.
@@ -85,9 +88,14 @@ class Notifier {
   std::optional<nlohmann::json> Config(const ChannelRecord& c) const;
 
   std::atomic<uint64_t> sent{0}, failed{0}, retried{0}, muted{0}, queue_full{0};
-  size_t QueueDepth() {
+  size_t QueueDepth() {  // alerts taken in but not yet recorded + deliveries queued
+    size_t n = 0;
+    {
+      std::lock_guard lock(intake_mu_);
+      n = intake_.size();
+    }
     std::lock_guard lock(mu_);
-    return jobs_.size();
+    return n + jobs_.size();
   }
 
  private:
@@ -99,7 +107,15 @@ class Notifier {
     nlohmann::json config;
     int64_t due_ms = 0;
   };
+  struct Intake {
+    AlertRecord alert;
+    std::string api_name;
+    bool muted;
+  };
   void Loop();
+  void IntakeLoop();
+  // Records the deliveries of one alert to the routing channels among `channels` and queues them.
+  void Record(const std::vector<ChannelRecord>& channels, const Intake& in);
   bool Enqueue(Job job);
   // One attempt; "" on success, else the error (free of secrets).
   std::string Attempt(const Job& j);
@@ -117,6 +133,11 @@ class Notifier {
   bool stopping_ = false;
   std::mt19937_64 rng_;
   std::vector<std::thread> threads_;
+  std::mutex intake_mu_;
+  std::condition_variable intake_cv_;
+  std::deque<Intake> intake_;
+  bool intake_stopping_ = false;
+  std::thread intake_thread_;
 };
 
 }  // namespace boing

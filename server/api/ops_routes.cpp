@@ -266,7 +266,8 @@ void App::RegisterOps(http::Router& r) {
           line("boing_notifications_total{outcome=\"failed\"}", notifier_->failed.load());
           line("boing_notifications_total{outcome=\"muted\"}", notifier_->muted.load());
           metric("boing_notification_queue", "gauge",
-                 "Notifications waiting to be sent or retried.");
+                 "Alerts waiting for their deliveries to be recorded, and deliveries waiting to be "
+                 "sent or retried.");
           line("boing_notification_queue", static_cast<double>(notifier_->QueueDepth()));
           metric("boing_ws_clients_total", "counter", "Live-stream WebSocket clients accepted.");
           line("boing_ws_clients_total", hub_->connected.load());
