@@ -10,6 +10,7 @@ with /usr/bin/python3.
   BENCH_PROBES_PER_S probe events per second (default 5); each opens a new alert (new client IP)
   BENCH_NOTIFY      alerts for the notification-rate run (default 1000)
   BOING_SERVER_BIN  server binary (default build/server/api/boing-server)
+  BENCH_SERVER_LOG  file for the server's log lines (default: discarded)
   BENCH_SERVER_CPUS / BENCH_LOAD_CPUS  taskset lists for the server / this script (default 0 / 1)
 """
 import http.client
@@ -73,9 +74,14 @@ class Receiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                try:
+                    actor = json.loads(body)["alert"]["actor"]
+                except (ValueError, KeyError, TypeError):
+                    actor = ""
                 with outer.lock:
-                    outer.times.append(time.time())
+                    if actor.startswith("ip:198.19."):  # the notification-rate batch only
+                        outer.times.append(time.time())
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -111,7 +117,10 @@ def main():
                 port = int(m.group(1))
         if port is None:
             sys.exit("the server did not start")
-        threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+        log_path = os.environ.get("BENCH_SERVER_LOG")
+        log_file = open(log_path, "w") if log_path else None
+        threading.Thread(target=lambda: [log_file.write(line) if log_file else None
+                                         for line in proc.stdout], daemon=True).start()
         c = Client(port)
         _, login = c.call("POST", "/api/login", {"username": ADMIN, "password": PASSWORD})
         token = login["token"]
@@ -161,6 +170,7 @@ def main():
         time.sleep(2)  # load running
         pc = Client(port)
         sent_at = {}
+        acked_at = {}
         n = 0
         t_start = time.time()
         load_start = sent[0]
@@ -172,6 +182,7 @@ def main():
                   "status_code": 200, "latency_ms": 5}
             sent_at[actor] = time.time()
             pc.call("POST", "/api/ingest", ev)
+            acked_at[actor] = time.time()
             time.sleep(1 / PROBES)
         elapsed = time.time() - t_start
         bg_rate = (sent[0] - load_start) / elapsed
@@ -181,6 +192,10 @@ def main():
             t.join()
         lat = [(arrivals[a] - t) * 1000 for a, t in sent_at.items() if a in arrivals]
         missing = len(sent_at) - len(lat)
+        slow = sorted(((arrivals[a] - t) * 1000, (acked_at[a] - t) * 1000, t - t_start)
+                      for a, t in sent_at.items() if a in arrivals)[-8:]
+        print("slowest probes (ms to alert, ms to ingest ack, sent at s):",
+              ", ".join(f"{l:.0f}/{k:.0f} @ {t:.1f}" for l, k, t in slow))
 
         # Notifications per second: NOTIFY new alerts at once, time until the receiver has them all.
         time.sleep(2)
@@ -209,6 +224,9 @@ def main():
         print(f"| event in → alert on /ws/alerts, {len(lat)} probes ({missing} missing) | "
               f"p50 {pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms, max {max(lat or [0]):.1f} ms | "
               f"p99 ≤ 100 ms: {'met' if lat and pct(lat, 0.99) <= 100 and not missing else 'not met'} |")
+        ack = [(acked_at[a] - t) * 1000 for a, t in sent_at.items()]
+        print(f"| of which: probe answered 2xx by ingest (stored) | p50 {pct(ack, 0.5):.1f} ms, "
+              f"p99 {pct(ack, 0.99):.1f} ms | — |")
         print(f"| webhook notifications, {len(times)} of {NOTIFY} new alerts | "
               f"{notify_rate:,.0f} notifications/s (first {((times[0] - t0) * 1000) if times else 0:.0f} ms "
               f"after the batch) | — |")
