@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Payload detection side by side: Boing vs ModSecurity v3 + OWASP CRS 3.3.4 (paranoia level 1) on
+# the held-out (odd) rows of tests/data/http-params/payload_train.csv, the half Boing's signatures
+# were not tuned on and its classifier not trained on. Each engine runs single-threaded, pinned to
+# CPU ${BENCH_CPU:-1}, one after the other; each value is one parameter `q` of the same request.
+# usage: bench/detect/compare.sh            (MODE=query|body, default query; BUILD_DIR=build;
+#        SHOW_MISSES=N prints N missed values per class and N false positives of each engine)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD_DIR=${BUILD_DIR:-build}
+MODE=${MODE:-query}
+CPU=${BENCH_CPU:-1}
+CSV=tests/data/http-params/payload_train.csv
+MODEL=$BUILD_DIR/server/api/payload_classifier.model
+ninja -C "$BUILD_DIR" payload_compare payload_model >/dev/null
+BIN=$BUILD_DIR/server/detect/payload_compare
+[ -x "$BIN" ] || { echo "compare.sh: $BIN not built (libmodsecurity-dev missing?)" >&2; exit 1; }
+
+echo "date $(date -u +%FT%TZ)  commit $(git rev-parse --short HEAD)  cpu $CPU  mode $MODE"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+out=$(mktemp -d /tmp/crs-compare.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+taskset -c "$CPU" "$BIN" --engine boing --csv "$CSV" --mode "$MODE" --model "$MODEL" \
+  --show-misses "${SHOW_MISSES:-0}" >"$out/boing"
+taskset -c "$CPU" "$BIN" --engine crs --csv "$CSV" --mode "$MODE" \
+  --show-misses "${SHOW_MISSES:-0}" >"$out/crs"
+echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
+
+awk '
+  function field(line, key,   n, i, kv) {
+    n = split(line, kv, " ")
+    for (i = 1; i <= n; i++) if (index(kv[i], key "=") == 1) return substr(kv[i], length(key) + 2)
+    return ""
+  }
+  /^result / {
+    e = field($0, "engine"); c = field($0, "class")
+    total[c] = field($0, "values"); det[e, c] = field($0, "detected"); classes[c] = 1
+  }
+  /^speed / {
+    e = field($0, "engine"); speed[e] = field($0, "values_per_s"); cpu[e] = field($0, "values_per_cpu_s")
+  }
+  /^(boing|crs) / { print }
+  END {
+    printf "\n%-16s %7s  %-22s %-22s\n", "held-out class", "values", "Boing", "ModSecurity+CRS PL1"
+    n = split("sqli xss path_traversal cmdi", order, " ")
+    for (i = 1; i <= n; i++) {
+      c = order[i]
+      if (!(c in classes)) continue
+      printf "%-16s %7d  recall %7.2f%%        recall %7.2f%%\n", c, total[c],
+        100 * det["boing", c] / total[c], 100 * det["crs", c] / total[c]
+    }
+    c = "norm"
+    printf "%-16s %7d  FP %4d (%6.3f%%)      FP %4d (%6.3f%%)\n", "benign", total[c],
+      det["boing", c], 100 * det["boing", c] / total[c], det["crs", c], 100 * det["crs", c] / total[c]
+    printf "%-24s  %-22s %-22s\n", "values/s per CPU second", cpu["boing"], cpu["crs"]
+    printf "%-24s  %-22s %-22s\n", "values/s wall", speed["boing"], speed["crs"]
+    if (cpu["crs"] > 0 && speed["crs"] > 0)
+      printf "Boing / CRS speed: %.1fx per CPU second, %.1fx wall\n", cpu["boing"] / cpu["crs"],
+        speed["boing"] / speed["crs"]
+  }' "$out/boing" "$out/crs"
