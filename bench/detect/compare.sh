@@ -22,6 +22,7 @@ out=$(mktemp -d /tmp/crs-compare.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 taskset -c "$CPU" "$BIN" --engine boing --csv "$CSV" --mode "$MODE" --model "$MODEL" \
   --show-misses "${SHOW_MISSES:-0}" >"$out/boing"
+taskset -c "$CPU" "$BIN" --engine boing --csv "$CSV" --mode "$MODE" >"$out/rules"
 taskset -c "$CPU" "$BIN" --engine crs --csv "$CSV" --mode "$MODE" \
   --show-misses "${SHOW_MISSES:-0}" >"$out/crs"
 echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -41,20 +42,29 @@ awk '
   }
   /^(boing|crs) / { print }
   END {
-    printf "\n%-16s %7s  %-22s %-22s\n", "held-out class", "values", "Boing", "ModSecurity+CRS PL1"
+    split("boing boing-rules crs", eng, " ")
+    printf "\n%-18s %6s  %-18s %-18s %-18s\n", "held-out class", "values", "Boing", \
+      "Boing rules only", "ModSecurity+CRS PL1"
     n = split("sqli xss path_traversal cmdi", order, " ")
     for (i = 1; i <= n; i++) {
       c = order[i]
       if (!(c in classes)) continue
-      printf "%-16s %7d  recall %7.2f%%        recall %7.2f%%\n", c, total[c],
-        100 * det["boing", c] / total[c], 100 * det["crs", c] / total[c]
+      printf "%-18s %6d ", c, total[c]
+      for (k = 1; k <= 3; k++) printf " recall %7.2f%%   ", 100 * det[eng[k], c] / total[c]
+      printf "\n"
     }
     c = "norm"
-    printf "%-16s %7d  FP %4d (%6.3f%%)      FP %4d (%6.3f%%)\n", "benign", total[c],
-      det["boing", c], 100 * det["boing", c] / total[c], det["crs", c], 100 * det["crs", c] / total[c]
-    printf "%-24s  %-22s %-22s\n", "values/s per CPU second", cpu["boing"], cpu["crs"]
-    printf "%-24s  %-22s %-22s\n", "values/s wall", speed["boing"], speed["crs"]
-    if (cpu["crs"] > 0 && speed["crs"] > 0)
-      printf "Boing / CRS speed: %.1fx per CPU second, %.1fx wall\n", cpu["boing"] / cpu["crs"],
+    printf "%-18s %6d ", "benign", total[c]
+    for (k = 1; k <= 3; k++) printf " FP %3d (%6.3f%%) ", det[eng[k], c], 100 * det[eng[k], c] / total[c]
+    printf "\n%-26s", "values/s per CPU second"
+    for (k = 1; k <= 3; k++) printf " %-18s", cpu[eng[k]]
+    printf "\n%-26s", "values/s wall"
+    for (k = 1; k <= 3; k++) printf " %-18s", speed[eng[k]]
+    printf "\n"
+    if (cpu["crs"] > 0 && speed["crs"] > 0) {
+      printf "Boing / CRS speed: %.1fx per CPU second, %.1fx wall", cpu["boing"] / cpu["crs"], \
         speed["boing"] / speed["crs"]
-  }' "$out/boing" "$out/crs"
+      printf " (rules only: %.1fx, %.1fx)\n", cpu["boing-rules"] / cpu["crs"], \
+        speed["boing-rules"] / speed["crs"]
+    }
+  }' "$out/boing" "$out/rules" "$out/crs"

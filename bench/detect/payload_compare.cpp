@@ -11,7 +11,7 @@
 //     request on its own (sqli, xss, path_traversal, cmdi, ldapi, nosqli, malformed and, given
 //     --model, payload_classifier); the stateful ones (rates, brute force, statistics, ml windows)
 //     are off, as one client sending 10,000 requests would otherwise trip them. Detected = any
-//     finding.
+//     finding. Without --model it reports as "boing-rules" (signatures and tokenizers only).
 //   --engine crs: libmodsecurity with the settings of modsecurity.conf-recommended (SecRuleEngine
 //     On, request body access, body limits, the request-body parse-error rules), audit and debug
 //     logs off, CRS's crs-setup.conf with paranoia level 1 and inbound anomaly threshold 5 (CRS's
@@ -384,6 +384,8 @@ int Run(Engine& engine, const Options& o, const std::vector<Sample>& samples) {
   for (size_t i = 0; i < samples.size(); ++i) detected[i] = engine.Detect(i, nullptr);
   double cpu = ThreadCpuSeconds() - c0;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // "boing-rules": Boing without a classifier model (signatures and tokenizers only).
+  const std::string label = o.engine == "boing" && o.model.empty() ? "boing-rules" : o.engine;
   std::map<std::string, Tally> tally;
   for (size_t i = 0; i < samples.size(); ++i) {
     Tally& t = tally[samples[i].cls];
@@ -397,17 +399,17 @@ int Run(Engine& engine, const Options& o, const std::vector<Sample>& samples) {
     }
   }
   for (const auto& [cls, t] : tally) {
-    std::printf("result engine=%s mode=%s rows=%s class=%s values=%d detected=%d\n",
-                o.engine.c_str(), o.mode.c_str(), o.rows.c_str(), cls.c_str(), t.total, t.detected);
+    std::printf("result engine=%s mode=%s rows=%s class=%s values=%d detected=%d\n", label.c_str(),
+                o.mode.c_str(), o.rows.c_str(), cls.c_str(), t.total, t.detected);
   }
   const double n = static_cast<double>(samples.size());
   std::printf(
       "speed engine=%s mode=%s values=%zu seconds=%.4f cpu_seconds=%.4f values_per_s=%.0f "
       "values_per_cpu_s=%.0f\n",
-      o.engine.c_str(), o.mode.c_str(), samples.size(), secs, cpu, n / secs, n / cpu);
+      label.c_str(), o.mode.c_str(), samples.size(), secs, cpu, n / secs, n / cpu);
   for (const auto& [cls, t] : tally) {
     for (const auto& s : t.shown) {
-      std::printf("%s %s %s\n", o.engine.c_str(),
+      std::printf("%s %s %s\n", label.c_str(),
                   cls == "norm" ? "false-positive" : ("missed-" + cls).c_str(), s.c_str());
     }
   }
