@@ -69,6 +69,12 @@ class BoundedMap {
     return n == kEmpty ? nullptr : &nodes_[n].second;
   }
 
+  // Starts loading the index slot where `key` would be, so that a Get() a little later finds it
+  // in cache (the tables are far larger than the cache; the lookups of one event are independent).
+  void Prefetch(const K& key) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[Mix(key) & (slots_.size() - 1)]);
+  }
+
   // Every entry, in no particular order.
   template <class F>
   void ForEach(F f) const {
