@@ -28,6 +28,8 @@ PACKAGES=(
   python3-sklearn
   # scale-out: the JetStream bus between server instances (BUS_URL=nats://...)
   nats-server libnats-dev
+  # bench/detect: the ModSecurity v3 + OWASP CRS 3.3.4 baseline the payload detectors are compared with
+  libmodsecurity3 libmodsecurity-dev modsecurity-crs
 )
 
 missing=()

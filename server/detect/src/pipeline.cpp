@@ -1258,6 +1258,12 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
   }
 
   ApiState& api = StateOf(e.api_id);
+  const uint64_t ip_key = Hash64(e.client_ip, 1);
+  const uint64_t tmpl_key = Hash64(tmpl, 2);
+  const uint64_t id_key = e.identity.empty() ? 0 : Hash64(e.identity, 3);
+  api.actors.Prefetch(ip_key);  // overlaps the cache misses of the lookups below
+  if (!e.identity.empty()) api.actors.Prefetch(id_key);
+  api.templates.Prefetch(tmpl_key);
   content_type.clear();
   ua = Lower(e.user_agent);
   for (const auto& [k, v] : e.headers) {
@@ -1276,11 +1282,9 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
                        1.0));
   }
 
-  const uint64_t ip_key = Hash64(e.client_ip, 1);
   ActorState& ip_state = api.actors.Get(ip_key);
-  const uint64_t tmpl_key = Hash64(tmpl, 2);
   TemplateState& ts = api.templates.Get(tmpl_key);
-  ActorState* id_state = e.identity.empty() ? nullptr : &api.actors.Get(Hash64(e.identity, 3));
+  ActorState* id_state = e.identity.empty() ? nullptr : &api.actors.Get(id_key);
   ActorState& primary = id_state ? *id_state : ip_state;
 
   {

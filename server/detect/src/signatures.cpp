@@ -94,9 +94,12 @@ const Signature
             {AttackClass::kPathTraversal, "traversal:null_byte", R"(\x00)"},
             // --- command injection ---
             {AttackClass::kCmdi, "cmdi:separator_command",
-             R"((?:[;&|`\n]|\$\(|\|\|)\s*(?:/(?:usr/)?s?bin/)?(?:cat|ls|id|whoami|uname|wget|curl|nc|ncat|netcat|bash|sh|zsh|ksh|ping|sleep|rm|chmod|chown|python[23]?|perl|ruby|php|nslookup|dig|ifconfig|ipconfig|ps|kill|nmap|telnet|powershell|cmd|systeminfo|hostname|passwd|useradd|crontab|base64|echo|dir|type|net\s+user|whoami|uname)(?:\s|$|[;&|`<>)]))"},
+             R"((?:[;&|`\n]|\$\(|\|\|)\s*(?:/(?:usr/)?s?bin/)?(?:cat|ls|id|whoami|uname|wget|curl|nc|ncat|netcat|bash|sh|zsh|ksh|ping|sleep|rm|chmod|chown|python[23]?|perl|ruby|php|nslookup|dig|ifconfig|ipconfig|ps|kill|nmap|telnet|powershell|cmd|systeminfo|hostname|passwd|useradd|crontab|base64|echo|dir|type|net\s+user|netstat|printenv|grep|uptime|lsof|tftp|ssh|nohup|xterm)(?:\s|$|[;&|`<>)]))"},
             {AttackClass::kCmdi, "cmdi:command_substitution",
-             R"(\$\(\s*[a-z/][^)]{0,60}\)|`\s*(?:cat|ls|id|whoami|uname|sleep|ping|wget|curl|nc|echo)\b)"},
+             R"(\$\(\s*[a-z/][^)]{0,60}\)|`\s*(?:cat|ls|id|whoami|uname|sleep|ping|wget|curl|nc|echo|true|false|pwd|netstat)\b)"},
+            // A shell command run from script code (PHP's system('id'), exec("ls")...).
+            {AttackClass::kCmdi, "cmdi:exec_call",
+             R"(\b(?:system|exec|shell_exec|passthru|popen|proc_open)\s*\(\s*['"`]\s*[a-z/])"},
             {AttackClass::kCmdi, "cmdi:binary_path",
              R"((?:^|[^a-z0-9_.])/(?:usr/(?:local/)?)?s?bin/(?:sh|bash|zsh|ksh|dash|cat|id|ls|sleep|ping|nc|ncat|wget|curl|python[23]?|perl|uname|whoami|echo|rm|chmod)\b)"},
             {AttackClass::kCmdi, "cmdi:shell_launcher",

@@ -52,6 +52,9 @@ TEST_F(Signatures, FireOnEachClass) {
       {"cmdi", "a | /bin/sleep 31 ;"},
       {"cmdi", "$(whoami)"},
       {"cmdi", "`id`"},
+      {"cmdi", "x; netstat -an"},
+      {"cmdi", "`false`"},
+      {"cmdi", "<?php system('cat /etc/hosts'); ?>"},
       {"ldapi", "*)(uid=*))(|(uid=*"},
       {"ldapi", "admin)(|(password=*)"},
       {"nosqli", "user[$ne]=x"},
@@ -93,6 +96,9 @@ TEST_F(Signatures, QuietOnOrdinaryValues) {
       "the online store",
       "data:image/png;base64,iVBORw0KGgo",
       "it's a 5' board",
+      "the system (our own) works",
+      "exec summary; pwd reset",
+      "is it true or false?",
   };
   for (const char* v : benign) {
     EXPECT_TRUE(Classes(set_, v).empty()) << v << " -> " << *Classes(set_, v).begin();

@@ -88,7 +88,7 @@ TEST(PayloadQuality, HttpParamsRecallAndFalsePositives) {
   EXPECT_GE(recall("sqli"), 0.995);
   EXPECT_GE(recall("xss"), 0.94);
   EXPECT_GE(recall("path_traversal"), 0.78);
-  EXPECT_GE(recall("cmdi"), 0.70);
+  EXPECT_GE(recall("cmdi"), 0.83);  // 86.67% since the netstat / exec_call / `false` rules
   EXPECT_LE(static_cast<double>(held["norm"].detected) / held["norm"].total, 0.001);
 }
 
