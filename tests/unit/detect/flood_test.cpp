@@ -88,8 +88,9 @@ TEST(Flood, RotatingClientIpsKeepMemoryBounded) {
     e.timestamp = t0 + static_cast<double>(i) * 1e-4;  // 10,000 events/s of event time
     e.client_ip = Ipv4(ip);
     // A quarter carry a credential (a distinct identity each: geographic state per identity).
-    e.identity = i % 4 == 0 ? "caller-" + std::to_string(i) : std::string();
-    const char* path = kPaths[i % 4];
+    // (i / kApis decorrelates them from the API.)
+    e.identity = (i / kApis) % 4 == 0 ? "caller-" + std::to_string(i) : std::string();
+    const char* path = kPaths[(i / kApis) % 4];
     e.endpoint = path;
     if (path[1] != 's') {
       e.endpoint += std::to_string(i % 100000);
