@@ -5,13 +5,18 @@
 namespace boing {
 namespace {
 
-Json DetectorJson(const DetectorConfig& d, const std::string& geo_unavailable) {
+Json DetectorJson(const DetectorConfig& d, const std::string& geo_unavailable,
+                  const DetectionWorker* detection) {
   Json config = Json::parse(d.config_json, nullptr, false);
-  // Why an implemented detector cannot run here (its database is missing), or null.
+  // Why an implemented detector cannot run here (its database is missing, or the LLM endpoint
+  // keeps failing), or null.
   Json unavailable;
   if (!geo_unavailable.empty() &&
       std::find(GeoDetectors().begin(), GeoDetectors().end(), d.id) != GeoDetectors().end()) {
     unavailable = geo_unavailable;
+  }
+  if (d.id == "llm" && d.enabled && detection) {
+    if (std::string why = detection->LlmUnavailable(); !why.empty()) unavailable = why;
   }
   return {{"id", d.id},
           {"name", d.name},
@@ -50,7 +55,7 @@ void App::RegisterConfig(http::Router& r) {
         Authed(Access::kUser, [this](http::Request&, const Principal&) -> http::Response {
           Json list = Json::array();
           for (const auto& d : store_->ListDetectors())
-            list.push_back(DetectorJson(d, geo_unavailable_));
+            list.push_back(DetectorJson(d, geo_unavailable_, detection_.get()));
           return http::Response::Json(200, Json{{"detectors", list}}.dump());
         }));
 
@@ -97,6 +102,11 @@ void App::RegisterConfig(http::Router& r) {
               }
               current[it.key()] = it.value();
             }
+            if (d->id == "llm") {
+              std::string field, why;
+              if (!ValidateLlmConfig(current, &field, &why))
+                return http::Response::Error(400, why, field);
+            }
             d->config_json = current.dump();
             if (d->config_json.size() > 64 * 1024) {
               return http::Response::Error(400, "config exceeds 65536 bytes", "config");
@@ -109,7 +119,8 @@ void App::RegisterConfig(http::Router& r) {
           if (!s.ok) return StoreError(s);
           ReloadDetection();
           Audit(p, req, "detector.update", "detector:" + d->id, changed);
-          return http::Response::Json(200, DetectorJson(*d, geo_unavailable_).dump());
+          return http::Response::Json(200,
+                                      DetectorJson(*d, geo_unavailable_, detection_.get()).dump());
         }));
 
   for (std::string list : {"whitelist", "blacklist"}) {

@@ -6,6 +6,7 @@
 
 #include "boing/detect/geoip.h"
 #include "boing/log.h"
+#include "boing/utf8.h"
 
 namespace boing {
 
@@ -48,10 +49,7 @@ constexpr DetectorDefault kDetectors[] = {
 
 // Cuts to at most `max` bytes without splitting a UTF-8 sequence.
 std::string Bounded(std::string s, size_t max) {
-  if (s.size() <= max) return s;
-  size_t n = max;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  s.resize(n);
+  s.resize(Utf8Prefix(s, max).size());
   return s;
 }
 
@@ -131,7 +129,17 @@ std::vector<DetectorConfig> DefaultDetectors(const ServerConfig& cfg, int64_t no
     } else if (id == "llm") {
       config = {{"endpoint", cfg.llm_endpoint},
                 {"model", cfg.llm_model},
-                {"timeout_ms", cfg.llm_timeout_ms}};
+                {"timeout_ms", cfg.llm_timeout_ms},
+                {"max_concurrency", cfg.llm_max_concurrency},
+                {"queue_max", cfg.llm_queue_max},
+                {"cache_size", cfg.llm_cache_size},
+                {"review_min_probability", 0.2},
+                {"review_max_probability", 0.8},
+                {"review_unconfirmed_signatures", true},
+                {"max_payload_bytes", 2048},
+                {"n_predict", 8},
+                {"failure_threshold", 3},
+                {"retry_after_ms", 10000}};
     }
     DetectorConfig dc;
     dc.id = id;
@@ -321,7 +329,15 @@ DetectionWorker::DetectionWorker(Store& store, size_t queue_max, size_t batch_ma
       queue_max_(queue_max),
       batch_max_(batch_max ? batch_max : 1),
       on_findings_(std::move(on_findings)),
-      on_events_(std::move(on_events)) {
+      on_events_(std::move(on_events)),
+      llm_([this](std::vector<detect::Finding> found) {
+        {
+          std::lock_guard lock(mu_);
+          if (stopping_) return;
+          for (auto& f : found) late_.push_back(std::move(f));
+        }
+        cv_.notify_one();
+      }) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -331,6 +347,11 @@ Status DetectionWorker::Reload() {
   auto detectors = store_.ListDetectors();
   if (detectors.empty()) return Status::Unavailable("no detector configuration could be read");
   pipeline_.Configure(ToSettings(detectors));
+  for (const auto& d : detectors) {
+    if (d.id != "llm") continue;
+    Json config = Json::parse(d.config_json, nullptr, false);
+    llm_.Configure(LlmSettingsFrom(d.enabled, config));
+  }
   pipeline_.SetLists(ToListRules(store_.ListEntries("whitelist"), store_.ListEntries("blacklist")));
   return Status::Ok();
 }
@@ -370,6 +391,7 @@ bool DetectionWorker::SubmitAcked(std::vector<Event> events, std::function<void(
 }
 
 void DetectionWorker::Stop() {
+  llm_.Stop();  // reviews in flight are abandoned (the classifier's verdicts stand)
   {
     std::lock_guard lock(mu_);
     if (stopping_ && !thread_.joinable()) return;
@@ -386,17 +408,24 @@ void DetectionWorker::Loop() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !acks_.empty(); });
-      if (queue_.empty() && acks_.empty()) return;  // stopping and drained
+      cv_.wait(lock,
+               [&] { return stopping_ || !queue_.empty() || !acks_.empty() || !late_.empty(); });
+      if (queue_.empty() && acks_.empty() && late_.empty()) return;  // stopping and drained
       while (!queue_.empty() && batch.size() < batch_max_) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
       dequeued_ += batch.size();
       depth_ = queue_.size();
+      found.clear();
+      for (auto& f : late_) found.push_back(std::move(f));
+      late_.clear();
     }
-    found.clear();
-    for (const auto& e : batch) pipeline_.Process(e, found);
+    detect::PayloadReview review;
+    for (const auto& e : batch) {
+      pipeline_.Process(e, found);
+      if (pipeline_.TakeReview(&review)) llm_.Review(std::move(review), found);
+    }
     if (on_events_ && !batch.empty()) on_events_(batch);
     const size_t handled = batch.size();
     batch.clear();

@@ -4,7 +4,9 @@
 // Invariants: Submit never blocks and never fails ingest — when the bounded queue is full the
 // events skip detection and are counted as dropped. One worker thread owns the pipeline (all
 // detection state); configuration and list changes reach it through Reload(), which applies from
-// the next event processed. Findings are written in one transaction per batch.
+// the next event processed. Findings are written in one transaction per batch. The optional `llm`
+// stage (llm.h) reviews the values the pipeline picks without ever holding the worker up: its
+// findings arrive later and are stored with the next batch.
 #pragma once
 
 #include <atomic>
@@ -20,6 +22,7 @@
 #include "boing/detect/pipeline.h"
 #include "boing/server_config.h"
 #include "boing/store.h"
+#include "llm.h"
 
 namespace boing {
 
@@ -78,6 +81,9 @@ class DetectionWorker {
   void Stop();  // processes what is queued, then joins
 
   size_t QueueDepth() const { return depth_.load(); }
+  const LlmStats& llm_stats() const { return llm_.stats(); }
+  // Why the llm detector cannot review now (its endpoint keeps failing), or empty.
+  std::string LlmUnavailable() const { return llm_.Unavailable(); }
   std::atomic<uint64_t> processed{0}, dropped{0}, findings{0}, store_failures{0};
   std::atomic<uint64_t> actors{0}, templates{0}, evictions{0}, model_save_failures{0};
   std::atomic<uint64_t> geo_identities{0}, geo_lookups{0}, geo_unknown{0};
@@ -94,8 +100,10 @@ class DetectionWorker {
   std::deque<Event> queue_;
   uint64_t enqueued_ = 0, dequeued_ = 0;  // events ever queued / taken, under mu_
   std::deque<std::pair<uint64_t, std::function<void()>>> acks_;  // (enqueued_ at submit, done)
+  std::vector<detect::Finding> late_;  // from the llm stage, stored with the next batch; under mu_
   std::atomic<size_t> depth_{0};
   bool stopping_ = false;
+  LlmReviewer llm_;  // before thread_: the worker uses it
   std::thread thread_;
 };
 

@@ -253,6 +253,7 @@ void App::RegisterOps(http::Router& r) {
           metric("boing_detection_model_save_failures_total", "counter",
                  "Anomaly models trained but not written to the model directory.");
           line("boing_detection_model_save_failures_total", detection_->model_save_failures.load());
+          out += LlmMetricsText(detection_->llm_stats());
           metric("boing_alerts_created_total", "counter", "Alerts opened.");
           line("boing_alerts_created_total", alerts_->created_total());
           metric("boing_alerts_escalated_total", "counter",

@@ -126,6 +126,9 @@ const std::vector<std::string>& ServerConfigVariables() {
                                                  "LLM_ENDPOINT",
                                                  "LLM_MODEL",
                                                  "LLM_TIMEOUT_MS",
+                                                 "LLM_MAX_CONCURRENCY",
+                                                 "LLM_QUEUE_MAX",
+                                                 "LLM_CACHE_SIZE",
                                                  "DASHBOARD_DIR"};
   return kVars;
 }
@@ -300,6 +303,9 @@ std::vector<std::string> LoadServerConfig(const Settings& s, ServerConfig& c) {
   str("LLM_ENDPOINT", c.llm_endpoint);
   str("LLM_MODEL", c.llm_model);
   i64("LLM_TIMEOUT_MS", c.llm_timeout_ms, 10, 600000);
+  i64("LLM_MAX_CONCURRENCY", c.llm_max_concurrency, 1, 64);
+  i64("LLM_QUEUE_MAX", c.llm_queue_max, 1, 1000000);
+  i64("LLM_CACHE_SIZE", c.llm_cache_size, 0, 10000000);
   str("DASHBOARD_DIR", c.dashboard_dir);
 
   if (c.sqlite_path.empty()) c.sqlite_path = c.data_dir + "/boing.db";

@@ -13,4 +13,7 @@ std::size_t Utf8SequenceLength(std::string_view s, std::size_t i);
 // True when `s` is valid UTF-8 (as Utf8SequenceLength defines it).
 bool ValidUtf8(std::string_view s);
 
+// The longest prefix of `s` of at most `max` bytes that does not end inside a UTF-8 sequence.
+std::string_view Utf8Prefix(std::string_view s, std::size_t max);
+
 }  // namespace boing

@@ -24,6 +24,7 @@
 #include "boing/detect/stats.h"
 #include "boing/detect/text.h"
 #include "boing/net.h"
+#include "boing/utf8.h"
 #include "model_io.h"
 
 namespace boing::detect {
@@ -82,7 +83,8 @@ const std::vector<std::string>& ImplementedDetectors() {
                                                 "impossible_travel",
                                                 "isolation_forest",
                                                 "one_class_svm",
-                                                "payload_classifier"};
+                                                "payload_classifier",
+                                                "llm"};
   return kIds;
 }
 
@@ -152,6 +154,12 @@ struct ClassifierCfg : Base {
   bool headers = false;
 };
 
+// llm: which values the LLM stage reviews (PayloadReview); off unless configured.
+struct LlmCfg : Base {
+  double review_min = 0.2, review_max = 0.8, max_payload = 2048;
+  bool review_unconfirmed = true;
+};
+
 // The anomaly models of the ml stage (isolation_forest, one_class_svm).
 struct MlCfg : Base {
   double contamination = 0.1, retrain_interval = 3600, window = 60, min_requests = 5;
@@ -173,7 +181,9 @@ struct Settings {
   TravelCfg travel;
   ClassifierCfg classifier;
   MlCfg forest, svm;
+  LlmCfg llm;
   Settings() {
+    llm.enabled = false;
     forest.severity = svm.severity = Severity::kLow;
     for (auto& c : content) c.severity = Severity::kHigh;
     classifier.severity = Severity::kHigh;
@@ -284,6 +294,15 @@ void Apply(Settings& s, const DetectorSettings& d) {
     s.classifier.headers = false;
     if (auto it = c.find("scan_headers"); it != c.end() && it->is_boolean()) {
       s.classifier.headers = it->get<bool>();
+    }
+  } else if (id == "llm") {
+    base(s.llm);
+    s.llm.review_min = std::min(1.0, Num(c, "review_min_probability", 0.2));
+    s.llm.review_max = std::min(1.0, Num(c, "review_max_probability", 0.8));
+    s.llm.max_payload = std::clamp(Num(c, "max_payload_bytes", 2048, 16), 16.0, 65536.0);
+    s.llm.review_unconfirmed = true;
+    if (auto it = c.find("review_unconfirmed_signatures"); it != c.end() && it->is_boolean()) {
+      s.llm.review_unconfirmed = it->get<bool>();
     }
   } else {
     for (int k = 0; k < kAttackClasses; ++k) {
@@ -585,6 +604,7 @@ struct Pipeline::Impl {
     const char* engine = nullptr;
     std::string location;
     std::string snippet;
+    std::string text;  // the whole value (bounded), kept only for the llm stage
     int count = 0;
   };
   std::array<ClassHit, kAttackClasses> hits;
@@ -593,8 +613,11 @@ struct Pipeline::Impl {
     int cls = -1;
     double cls_probability = 0;
     std::string location, snippet;
-    int values = 0;  // values classified as attacks
+    std::string text;  // the whole value (bounded), kept only for the llm stage
+    int values = 0;    // values classified as attacks
   } chit;
+  bool has_review = false;
+  PayloadReview review;
   simdjson::dom::parser json_parser;
 
   void ApplyPending() {
@@ -660,6 +683,8 @@ struct Pipeline::Impl {
     chit.cls_probability = p.attack_cls_probability;
     chit.location.assign(location);
     chit.snippet.assign(text.substr(0, 64));
+    if (settings.llm.enabled)
+      chit.text.assign(Utf8Prefix(text, static_cast<size_t>(settings.llm.max_payload)));
   }
   void Record(AttackClass c, const char* rule, const char* engine, std::string_view location,
               std::string_view text, size_t end) {
@@ -671,6 +696,43 @@ struct Pipeline::Impl {
     h.location.assign(location);
     size_t from = end > 64 ? end - 64 : 0;
     h.snippet.assign(text.substr(from, std::min(end, text.size()) - from));
+    if (settings.llm.enabled)
+      h.text.assign(Utf8Prefix(text, static_cast<size_t>(settings.llm.max_payload)));
+  }
+  // The llm stage's pick among the event's values (see PayloadReview).
+  void SelectReview(const Event& e) {
+    const auto& L = settings.llm;
+    if (!L.enabled) return;
+    const bool classified = settings.classifier.enabled && classifier && chit.probability >= 0;
+    int sig = -1;
+    for (int k = 0; k < kAttackClasses && sig < 0; ++k) {
+      if (hits[static_cast<size_t>(k)].rule && settings.content[static_cast<size_t>(k)].enabled)
+        sig = k;
+    }
+    const std::string* text = nullptr;
+    const std::string* where = nullptr;
+    if (classified && chit.probability >= L.review_min && chit.probability < L.review_max &&
+        !chit.text.empty()) {
+      review.reason = "classifier_uncertain";
+      text = &chit.text;
+      where = &chit.location;
+    } else if (sig >= 0 && L.review_unconfirmed &&
+               (!classified || chit.probability < settings.classifier.threshold)) {
+      review.reason = "signature_unconfirmed";
+      text = &hits[static_cast<size_t>(sig)].text;
+      where = &hits[static_cast<size_t>(sig)].location;
+    }
+    if (!text || text->empty()) return;
+    review.value = *text;
+    review.location = *where;
+    review.probability = classified ? chit.probability : -1;
+    review.classifier_class =
+        classified && chit.cls >= 0 ? classifier->classes()[static_cast<size_t>(chit.cls)] : "";
+    review.signature = sig >= 0 ? AttackClassId(static_cast<AttackClass>(sig)) : "";
+    review.finding =
+        Make(e, "llm", L, e.identity.empty() ? "ip:" + e.client_ip : "id:" + e.identity, "",
+             Json::object(), 1.0);
+    has_review = true;
   }
   bool AnyContentEnabled() const {
     for (const auto& c : settings.content)
@@ -1230,6 +1292,7 @@ struct Pipeline::Impl {
 
 void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
   ApplyPending();
+  has_review = false;
   ++counters.events;
   const size_t first = out.size();
   uint64_t ids_hash = 0;
@@ -1376,6 +1439,7 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
       }
     }
     EmitContent(&e, out);
+    SelectReview(e);
   }
 
   if (settings.malformed.enabled) {
@@ -1671,6 +1735,13 @@ void Pipeline::ProcessValue(std::string_view value, std::vector<Finding>& out) {
   size_t before = out.size();
   m.EmitContent(nullptr, out);
   m.counters.findings += out.size() - before;
+}
+
+bool Pipeline::TakeReview(PayloadReview* out) {
+  if (!impl_->has_review) return false;
+  impl_->has_review = false;
+  *out = std::move(impl_->review);
+  return true;
 }
 
 PipelineCounters Pipeline::Counters() const {

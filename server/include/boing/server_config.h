@@ -141,6 +141,9 @@ struct ServerConfig {
   std::string llm_endpoint = "http://localhost:8080/completion";
   std::string llm_model = "tinyllama";
   int llm_timeout_ms = 5000;
+  int llm_max_concurrency = 2;  // requests in flight at once
+  int llm_queue_max = 1000;     // reviews waiting for a free request slot
+  int llm_cache_size = 10000;   // verdicts remembered by payload hash (LRU); 0 = no cache
 
   // Dashboard static files.
   std::string dashboard_dir;

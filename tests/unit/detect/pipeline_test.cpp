@@ -365,5 +365,40 @@ TEST(Pipeline, ProcessValueReportsClasses) {
   EXPECT_TRUE(out.empty());
 }
 
+// The llm stage's pick: off by default; with it on, a signature match the classifier does not
+// confirm (here there is no classifier at all) is handed over once, bounded, with its context.
+TEST(Pipeline, ReviewPicksUnconfirmedSignatureMatches) {
+  Pipeline p;
+  PayloadReview r;
+  Event attack = Ev(1000, "/search?q=1%27%20union%20select%20password%20from%20users--");
+  attack.id = 7;
+  Detect(p, attack);
+  EXPECT_FALSE(p.TakeReview(&r)) << "llm is off unless configured";
+
+  p.Configure({Cfg("llm", {{"max_payload_bytes", 20}}, true, Severity::kHigh)});
+  auto f = Detect(p, attack);
+  EXPECT_TRUE(Has(f, "sqli"));
+  EXPECT_FALSE(Has(f, "llm")) << "the pipeline only picks; the verdict comes from the LLM";
+  ASSERT_TRUE(p.TakeReview(&r));
+  EXPECT_EQ(r.reason, "signature_unconfirmed");
+  EXPECT_EQ(r.signature, "sqli");
+  EXPECT_EQ(r.location, "query");
+  EXPECT_EQ(r.value, "1' union select pass");  // normalised, cut to max_payload_bytes
+  EXPECT_LT(r.probability, 0) << "no classifier ran";
+  EXPECT_EQ(r.finding.detector, "llm");
+  EXPECT_EQ(r.finding.severity, Severity::kHigh);
+  EXPECT_EQ(r.finding.event_id, 7);
+  EXPECT_EQ(r.finding.actor, "ip:198.51.100.7");
+  EXPECT_EQ(r.finding.endpoint_template, "/search");
+  EXPECT_FALSE(p.TakeReview(&r)) << "taken once";
+
+  Detect(p, Ev(1001, "/search?q=garden+chairs"));
+  EXPECT_FALSE(p.TakeReview(&r)) << "nothing suspicious, nothing to review";
+
+  p.Configure({Cfg("llm", {{"review_unconfirmed_signatures", false}})});
+  Detect(p, attack);
+  EXPECT_FALSE(p.TakeReview(&r));
+}
+
 }  // namespace
 }  // namespace boing::detect

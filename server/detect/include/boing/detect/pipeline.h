@@ -74,6 +74,23 @@ struct PipelineCounters {
   uint64_t geo_lookups = 0, geo_unknown = 0;  // database lookups; of them, addresses it lacks
 };
 
+// A payload the `llm` stage should look at, chosen by the pipeline from the last event processed
+// (Pipeline::TakeReview). The review itself runs outside the pipeline (the server's LLM client):
+// the pipeline only picks the values the earlier stages were unsure about (the `llm` detector's
+// settings): a value whose classifier probability lies in the grey band
+// [review_min_probability, review_max_probability) ("classifier_uncertain"), else a value a
+// signature or tokenizer matched while the classifier (when it runs) stayed below its threshold
+// ("signature_unconfirmed").
+struct PayloadReview {
+  Finding finding;          // detector "llm" with the event's actor, API, template...; no message
+  std::string value;        // the normalised value, at most `max_payload_bytes` bytes
+  std::string location;     // "query", "body", "path", "header:..."
+  std::string reason;       // "classifier_uncertain" | "signature_unconfirmed"
+  double probability = -1;  // the classifier's attack probability of the event (-1: none ran)
+  std::string classifier_class;  // its most probable attack class
+  std::string signature;         // attack class a signature/tokenizer matched, or empty
+};
+
 class PayloadClassifier;
 class GeoIp;
 
@@ -101,6 +118,9 @@ class Pipeline {
   void Process(const Event& e, std::vector<Finding>& out);
   // Runs the content detectors on one raw parameter value (analyze --values).
   void ProcessValue(std::string_view value, std::vector<Finding>& out);
+  // The value of the last event given to Process() that the `llm` stage should review (moved
+  // into *out); false when there is none or `llm` is disabled.
+  bool TakeReview(PayloadReview* out);
 
   // Call from the processing thread (it walks the state tables).
   PipelineCounters Counters() const;
