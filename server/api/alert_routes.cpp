@@ -298,6 +298,7 @@ void App::RegisterAlerts(http::Router& r) {
               m.created_at = now;
               Status st = alerts_->AddMute(m);
               if (!st.ok) return StoreError(st);
+              AnnounceSettingsChange();
               Audit(p, req, "mute.add", "mute:" + std::to_string(m.id), MuteJson(m));
               return http::Response::Json(
                   201, MuteJson(m).dump(-1, ' ', false, Json::error_handler_t::replace));
@@ -330,6 +331,7 @@ void App::RegisterAlerts(http::Router& r) {
           }
           Status st = alerts_->DeleteMute(m->id);
           if (!st.ok) return StoreError(st);
+          AnnounceSettingsChange();
           Audit(p, req, "mute.delete", "mute:" + std::to_string(m->id), MuteJson(*m));
           return http::Response::Json(204, "");
         }));
@@ -447,6 +449,7 @@ void App::TickerLoop() {
       if (ticker_cv_.wait_until(lock, next, [this] { return ticker_stop_; })) return;
     }
     if (tick % kSweepEverySeconds == 0) alerts_->Sweep();
+    if (bus_) FollowSettingsChanges();
     auto per_api = live_metrics_.Take();
     auto clients = hub_->Clients(Topic::kMetrics);
     if (clients.empty()) continue;
