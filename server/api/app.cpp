@@ -387,11 +387,11 @@ bool App::Init(std::string* error) {
     return false;
   }
   alerts_->SetListener([this](const std::string& action, const AlertRecord& a) {
-    if (!hub_->HasSubscribers(Topic::kAlerts)) return;
+    const bool local = hub_->HasSubscribers(Topic::kAlerts);
+    const bool remote = bus_ && bus_->RemoteInterest(static_cast<int>(Topic::kAlerts));
+    if (!local && !remote) return;
     Json msg = {{"type", "alert"}, {"action", action}, {"alert", AlertOut(a)}};
-    hub_->Publish(Topic::kAlerts, a.api_id,
-                  std::make_shared<const std::string>(
-                      msg.dump(-1, ' ', false, Json::error_handler_t::replace)));
+    PublishLive(Topic::kAlerts, a.api_id, 0, msg, local, remote);
   });
   alerts_->SetNotifier(
       [this](const AlertRecord& a, bool muted) { notifier_->Notify(a, ApiName(a.api_id), muted); });
@@ -427,6 +427,15 @@ bool App::Init(std::string* error) {
     if (!bus_->Start(error)) return false;
     alerts_->SetShared(true);
     settings_seen_ = store_->GetSetting(kSettingsGenerationKey).value_or("");
+    if (!bus_->StartLive(
+            [this](int topic, int64_t api_id, char kind, std::string msg) {
+              const auto t = static_cast<Topic>(topic);
+              if (!hub_->HasSubscribers(t)) return;
+              hub_->Publish(t, api_id, std::make_shared<const std::string>(std::move(msg)), kind);
+            },
+            error)) {
+      return false;
+    }
     writer_ =
         std::make_unique<IngestWriter>(*store_, cfg_.ingest_queue_max, cfg_.commit_max_events);
     writer_->SetHandoff([this](std::vector<Event>& events,

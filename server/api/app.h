@@ -196,6 +196,9 @@ class App {
   // Stored events after detection (on its thread): live stream and per-second metrics.
   void PublishEvents(const std::vector<Event>& events);
   void PublishFindings(const std::vector<FindingRecord>& findings);
+  // To this instance's clients (`local`) and, with BUS_URL, the other instances' (`remote`).
+  void PublishLive(Topic topic, int64_t api_id, char kind, const Json& msg, bool local,
+                   bool remote);
   void TickerLoop();  // once a second: /ws/metrics; every few seconds: alert auto-resolve
   // Hands changed detector settings or lists to the pipeline (from the next event on); with
   // BUS_URL also tells the other instances (AnnounceSettingsChange).

@@ -21,6 +21,9 @@ constexpr int kInflightBatches = 2;  // fetched batches of one partition in dete
 // A holder stops fetching this long before its lease expires (covers clock differences between
 // instances and the last fetch in flight), so two instances never consume one partition at once.
 constexpr int64_t kLeaseSafetyMs = 1000;
+// Of BUS_LEASE_SECONDS, kept for the survivors to notice an expired lease and take it: a lease
+// is written to expire this much before the TTL after its renewal.
+constexpr int64_t kTakeOverMs = 200;
 constexpr int64_t kFetchWaitMs = 500;    // longest a fetch waits for messages
 constexpr int64_t kOutboxLookMs = 2000;  // how often an idle publisher looks at the outbox
 
@@ -77,8 +80,13 @@ struct EventBus::Nats {
   natsOptions* opts = nullptr;
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
+  natsSubscription* live = nullptr;
   std::atomic<uint64_t> async_errors{0};
   ~Nats() {
+    if (live) {
+      natsSubscription_Unsubscribe(live);
+      natsSubscription_Destroy(live);
+    }
     if (js) jsCtx_Destroy(js);
     if (nc) {
       natsConnection_Close(nc);
@@ -367,35 +375,36 @@ void EventBus::PublishLoop() {
     for (auto& a : run) a();
     run.clear();
     if (done) return;
-    if (batch.empty()) {
-      // Idle: republish the outbox (this instance's spills or any other's), a batch at a time
-      // so new events are not held up.
-      const int64_t now = WallMillis();
-      if (!stopping && (outbox_pending_ || now >= next_outbox_look)) {
-        outbox_pending_ = false;
-        next_outbox_look = now + kOutboxLookMs;
-        if (ReplayOutbox()) {
-          outbox_pending_ = true;  // there may be more
-        } else if (store_.BusOutboxEvents() > 0) {
-          retry_pause = true;  // JetStream (or the database) not taking them yet
-        }
+    bool backlog = false;
+    if (!batch.empty()) {
+      const bool ok = SendBatch(batch);
+      std::lock_guard lock(pub_mu_);
+      if (ok) {
+        published += batch.size();
+        passed_ += batch.size();
+      } else {
+        // Not all acknowledged: the whole batch goes again, first (JetStream drops the ones it
+        // already stored by message id), after a pause.
+        ++publish_failures;
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it)
+          pub_queue_.push_front(std::move(*it));
+        retry_pause = true;
       }
-      continue;
+      backlog = pub_queue_.size() >= kPublishBatch;
+      batch.clear();
     }
-    const bool ok = SendBatch(batch);
-    std::lock_guard lock(pub_mu_);
-    if (ok) {
-      published += batch.size();
-      passed_ += batch.size();
-    } else {
-      // Not all acknowledged: the whole batch goes again, first (JetStream drops the ones it
-      // already stored by message id), after a pause.
-      ++publish_failures;
-      for (auto it = batch.rbegin(); it != batch.rend(); ++it)
-        pub_queue_.push_front(std::move(*it));
-      retry_pause = true;
+    // Between batches, while new events are not backlogged: republish the outbox (this
+    // instance's spills or any other's), one batch at a time so new events are not held up.
+    const int64_t now = WallMillis();
+    if (!stopping && !retry_pause && !backlog && (outbox_pending_ || now >= next_outbox_look)) {
+      outbox_pending_ = false;
+      next_outbox_look = now + kOutboxLookMs;
+      if (ReplayOutbox()) {
+        outbox_pending_ = true;  // there may be more
+      } else if (store_.BusOutboxEvents() > 0) {
+        retry_pause = true;  // JetStream (or the database) not taking them yet
+      }
     }
-    batch.clear();
   }
 }
 
@@ -602,6 +611,10 @@ std::string EventBus::MetricsText() {
          "Events of held partitions run through detection and acknowledged.", {{"", n(consumed)}});
   series("boing_bus_decode_failures_total", "counter", "Bus messages that could not be decoded.",
          {{"", n(decode_failures)}});
+  series("boing_bus_live_messages_total", "counter",
+         "Live stream messages relayed to / received from the other instances (core NATS).",
+         {{"{direction=\"relayed\"}", n(live_relayed)},
+          {"{direction=\"received\"}", n(live_received)}});
   series("boing_bus_partitions_held", "gauge", "Partitions this instance holds.",
          {{"", static_cast<double>(Held().size())}});
   series("boing_bus_lease_changes_total", "counter", "Partition leases by change.",
@@ -619,8 +632,11 @@ std::vector<int> EventBus::Held() {
 }
 
 void EventBus::LeaseLoop() {
-  const int64_t lease_ms = int64_t{opt_.lease_seconds} * 1000;
-  const int64_t renew_every = lease_ms / 3;
+  const int64_t ttl_ms = int64_t{opt_.lease_seconds} * 1000;
+  const int64_t renew_every = ttl_ms / 3;
+  // What a renewal writes: the TTL less the time reserved for the take-over, so that a dead
+  // holder's partitions are held by a survivor within the TTL of its last renewal.
+  const int64_t lease_ms = ttl_ms - kTakeOverMs;
   // Released leases and new members are looked for at least this often; expiries (a dead
   // instance's leases and heartbeat) are waited for exactly (see the end of the loop).
   const int64_t look_every = std::min<int64_t>(1000, renew_every);
@@ -653,7 +669,7 @@ void EventBus::LeaseLoop() {
         if (got) {
           std::lock_guard lock(held_mu_);
           if (auto it = held_.find(p); it != held_.end()) {
-            it->second->valid_until_ms = now + lease_ms - kLeaseSafetyMs;
+            it->second->valid_until_ms = now + ttl_ms - kLeaseSafetyMs;
           }
         } else {
           ++lost;
@@ -682,7 +698,7 @@ void EventBus::LeaseLoop() {
           store_.TakeBusLease(l.part, opt_.instance_id, take_now, take_now + lease_ms, &got);
       if (!st.ok || !got) continue;
       std::string error;
-      if (!StartConsumer(l.part, take_now + lease_ms - kLeaseSafetyMs, &error)) {
+      if (!StartConsumer(l.part, take_now + ttl_ms - kLeaseSafetyMs, &error)) {
         log::Error("bus partition not consumed", {{"partition", l.part}, {"error", error}});
         store_.ReleaseBusLease(l.part, opt_.instance_id);
         continue;
@@ -707,6 +723,91 @@ void EventBus::LeaseLoop() {
       if (m.instance_id != opt_.instance_id) wake_at = std::min(wake_at, m.expires_at_ms + 1);
     }
   }
+}
+
+// Live relay subjects, per stream (deployments sharing a NATS server stay apart).
+static std::string LiveSubject(const std::string& stream, const char* what) {
+  return std::string("boing.live.") + stream + "." + what;
+}
+
+bool EventBus::StartLive(LiveSink sink, std::string* error) {
+  live_sink_ = std::move(sink);
+  const std::string subject = LiveSubject(opt_.stream, "*");
+  natsStatus s =
+      natsConnection_Subscribe(&nats_->live, nats_->nc, subject.c_str(), &EventBus::OnLive, this);
+  if (s != NATS_OK) {
+    *error = "BUS_URL: cannot subscribe to " + subject + ": " + NatsError(s);
+    return false;
+  }
+  // Live messages are expendable: a slow reader drops them rather than growing without bound.
+  natsSubscription_SetPendingLimits(nats_->live, 10000, 64 * 1024 * 1024);
+  return true;
+}
+
+void EventBus::OnLive(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
+  auto* bus = static_cast<EventBus*>(closure);
+  const char* origin = nullptr;
+  const char* topic_text = nullptr;
+  natsMsgHeader_Get(m, "Boing-Origin", &origin);
+  natsMsgHeader_Get(m, "Boing-Topic", &topic_text);
+  int64_t topic = -1;
+  if (origin && bus->opt_.instance_id != origin && ParseInt(topic_text, &topic) && topic >= 0 &&
+      topic < kLiveTopics) {
+    const std::string subject = natsMsg_GetSubject(m);
+    if (subject == LiveSubject(bus->opt_.stream, "interest")) {
+      bus->remote_interest_ms_[topic] = WallMillis();
+    } else {
+      const char* api_text = nullptr;
+      const char* kind_text = nullptr;
+      natsMsgHeader_Get(m, "Boing-Api-Id", &api_text);
+      natsMsgHeader_Get(m, "Boing-Kind", &kind_text);
+      int64_t api = 0;
+      if (ParseInt(api_text, &api) && bus->live_sink_) {
+        ++bus->live_received;
+        bus->live_sink_(
+            static_cast<int>(topic), api, kind_text && *kind_text ? kind_text[0] : 0,
+            std::string(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m))));
+      }
+    }
+  }
+  natsMsg_Destroy(m);
+}
+
+void EventBus::AnnounceInterest(const std::vector<int>& topics) {
+  if (!nats_ || !nats_->nc) return;
+  const std::string subject = LiveSubject(opt_.stream, "interest");
+  for (int t : topics) {
+    natsMsg* m = nullptr;
+    const std::string topic = std::to_string(t);
+    natsStatus s = natsMsg_Create(&m, subject.c_str(), nullptr, nullptr, 0);
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Boing-Origin", opt_.instance_id.c_str());
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Boing-Topic", topic.c_str());
+    if (s == NATS_OK) natsConnection_PublishMsg(nats_->nc, m);
+    if (m) natsMsg_Destroy(m);
+  }
+}
+
+bool EventBus::RemoteInterest(int topic) const {
+  // Announced each second; three seconds without one: nobody elsewhere watches any more.
+  return topic >= 0 && topic < kLiveTopics &&
+         WallMillis() - remote_interest_ms_[topic].load() < 3000;
+}
+
+void EventBus::RelayLive(int topic, int64_t api_id, char kind, const std::string& msg) {
+  if (!nats_ || !nats_->nc) return;
+  const std::string subject = LiveSubject(opt_.stream, "msg");
+  const std::string t = std::to_string(topic), api = std::to_string(api_id);
+  const char k[2] = {kind, 0};
+  natsMsg* m = nullptr;
+  natsStatus s =
+      natsMsg_Create(&m, subject.c_str(), nullptr, msg.data(), static_cast<int>(msg.size()));
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Boing-Origin", opt_.instance_id.c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Boing-Topic", t.c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Boing-Api-Id", api.c_str());
+  if (s == NATS_OK && kind) s = natsMsgHeader_Set(m, "Boing-Kind", k);
+  if (s == NATS_OK) s = natsConnection_PublishMsg(nats_->nc, m);
+  if (s == NATS_OK) ++live_relayed;
+  if (m) natsMsg_Destroy(m);
 }
 
 void EventBus::StopConsuming() {

@@ -28,6 +28,11 @@
 #include "boing/store.h"
 #include "detection.h"
 
+// nats.c's handle types (as <nats/nats.h> declares them), for the live relay's callback.
+typedef struct __natsConnection natsConnection;
+typedef struct __natsSubscription natsSubscription;
+typedef struct __natsMsg natsMsg;
+
 namespace boing {
 
 struct BusOptions {
@@ -64,6 +69,19 @@ class EventBus {
   void Stop();
 
   const std::string& instance_id() const { return opt_.instance_id; }
+
+  // Live streams across instances (core NATS, not JetStream: at most once, nothing stored).
+  // Detection runs on the instance holding an API's partition, so /ws/stream and /ws/alerts
+  // clients of the other instances get its messages relayed — only while some other instance
+  // announced subscribers of that topic (AnnounceInterest, each second), so nothing is relayed
+  // when nobody watches. `topic` is a live Topic as int; `kind` as LiveHub::Publish.
+  using LiveSink = std::function<void(int topic, int64_t api_id, char kind, std::string msg)>;
+  // Subscribes to the other instances' live messages, handed to `sink` (on a NATS thread).
+  bool StartLive(LiveSink sink, std::string* error);
+  void AnnounceInterest(const std::vector<int>& topics);
+  bool RemoteInterest(int topic) const;
+  void RelayLive(int topic, int64_t api_id, char kind, const std::string& msg);
+  std::atomic<uint64_t> live_relayed{0}, live_received{0};
   // The boing_bus_* series for /metrics (Prometheus text format).
   std::string MetricsText();
   std::vector<int> Held();
@@ -101,6 +119,10 @@ class EventBus {
   BusOptions opt_;
   struct Nats;
   std::unique_ptr<Nats> nats_;
+  static constexpr int kLiveTopics = 3;
+  std::atomic<int64_t> remote_interest_ms_[kLiveTopics] = {};  // last announcement, wall ms
+  LiveSink live_sink_;
+  static void OnLive(natsConnection*, natsSubscription*, natsMsg* m, void* closure);
   int64_t started_ms_ = 0;
 
   std::mutex pub_mu_;

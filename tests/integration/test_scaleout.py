@@ -406,6 +406,51 @@ class ScaleOutTest(unittest.TestCase):
             held += int(float(line[0].split()[1]))
         self.assertEqual(held, PARTITIONS)
 
+    def test_live_streams_show_detection_of_every_instance(self):
+        """/ws/stream and /ws/alerts clients of an instance that does not hold the API's partition
+        see its events, findings and alerts (relayed by the holder over core NATS)."""
+        live = self.live()
+        held = self.wait_balanced(set(live), 6 * LEASE_S)
+        admin = next(iter(live.values())).admin_token()
+        api = next(iter(live.values())).create_api(admin, f"live-{time.time_ns()}")
+        holder = live[held[partition(api["id"])]]
+        other = next(s for s in live.values() if s is not holder)
+        ws = other.ws(f"/ws/stream?token={admin}&api_id={api['id']}")
+        wa = other.ws(f"/ws/alerts?token={admin}")
+        try:
+            time.sleep(2.5)  # the other instance announces its clients once a second
+            marker = f"live-{time.time_ns()}"
+            r = holder.batch([event(api["ingest_key"], endpoint="/search", query=SQLI_QUERY,
+                                    client_ip="192.0.2.77", user_agent=marker)])
+            self.assertEqual(r.status, 200, r)
+            seen = {}
+            ws.settimeout(10)
+            deadline = time.time() + 10
+            while len(seen) < 2 and time.time() < deadline:
+                m = json.loads(ws.recv())
+                if m["type"] == "event" and m["event"]["user_agent"] == marker:
+                    seen["event"] = m["event"]
+                if m["type"] == "finding" and "event" in seen and \
+                        m["finding"]["event_id"] == seen["event"]["id"]:
+                    seen["finding"] = m["finding"]
+            self.assertEqual(set(seen), {"event", "finding"}, seen)
+            self.assertEqual(seen["event"]["api_id"], api["id"])
+            self.assertEqual(seen["finding"]["detector"], "sqli")
+            wa.settimeout(10)
+            deadline = time.time() + 10
+            alert = None
+            while alert is None and time.time() < deadline:
+                m = json.loads(wa.recv())
+                if m["type"] == "alert" and m["alert"]["actor"] == "ip:192.0.2.77":
+                    alert = m["alert"]
+            self.assertIsNotNone(alert, "the holder's alert did not reach the other instance")
+            self.assertEqual(alert["api_id"], api["id"])
+        finally:
+            ws.close()
+            wa.close()
+        m = holder.get("/metrics").body
+        self.assertRegex(m, r'(?m)^boing_bus_live_messages_total\{direction="relayed"\} [1-9]')
+
     def test_nats_outage_events_replayed_from_the_outbox(self):
         """nats-server stops during ingest and comes back: events committed meanwhile are answered
         once they are in the publish outbox (database), and republished from it afterwards — also
