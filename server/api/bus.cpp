@@ -588,8 +588,9 @@ std::string EventBus::MetricsText() {
   series("boing_bus_publish_failures_total", "counter",
          "Publish batches not fully acknowledged (retried).", {{"", n(publish_failures)}});
   series("boing_bus_publish_late_total", "counter",
-         "Ingest answers sent after BUS_PUBLISH_TIMEOUT_MS without JetStream's acknowledgement "
-         "(the events are committed and their publish is retried).",
+         "Ingest answers sent after BUS_PUBLISH_TIMEOUT_MS with their events neither acknowledged "
+         "by JetStream nor recorded in the outbox (the database refused; the publish is "
+         "retried).",
          {{"", n(publish_late)}});
   series("boing_bus_publish_dropped_total", "counter",
          "Committed events neither published nor recorded in the publish outbox (the database "
