@@ -298,6 +298,7 @@ void App::RegisterAlerts(http::Router& r) {
               m.created_at = now;
               Status st = alerts_->AddMute(m);
               if (!st.ok) return StoreError(st);
+              AnnounceSettingsChange();
               Audit(p, req, "mute.add", "mute:" + std::to_string(m.id), MuteJson(m));
               return http::Response::Json(
                   201, MuteJson(m).dump(-1, ' ', false, Json::error_handler_t::replace));
@@ -330,6 +331,7 @@ void App::RegisterAlerts(http::Router& r) {
           }
           Status st = alerts_->DeleteMute(m->id);
           if (!st.ok) return StoreError(st);
+          AnnounceSettingsChange();
           Audit(p, req, "mute.delete", "mute:" + std::to_string(m->id), MuteJson(*m));
           return http::Response::Json(204, "");
         }));
@@ -400,9 +402,19 @@ App::AuthResult App::AuthenticateWs(const http::Request& req) {
 
 namespace boing {
 
+void App::PublishLive(Topic topic, int64_t api_id, char kind, const Json& msg, bool local,
+                      bool remote) {
+  auto text =
+      std::make_shared<const std::string>(msg.dump(-1, ' ', false, Json::error_handler_t::replace));
+  if (local) hub_->Publish(topic, api_id, text, kind);
+  if (remote) bus_->RelayLive(static_cast<int>(topic), api_id, kind, *text);
+}
+
 void App::PublishEvents(const std::vector<Event>& events) {
   if (hub_->HasSubscribers(Topic::kMetrics)) live_metrics_.Add(events);
-  if (!hub_->HasSubscribers(Topic::kStream)) return;
+  const bool local = hub_->HasSubscribers(Topic::kStream);
+  const bool remote = bus_ && bus_->RemoteInterest(static_cast<int>(Topic::kStream));
+  if (!local && !remote) return;
   std::string tmpl;
   for (const Event& e : events) {
     detect::TemplateOf(e.endpoint, tmpl);
@@ -419,21 +431,17 @@ void App::PublishEvents(const std::vector<Event>& events) {
                 {"client_ip", e.client_ip},
                 {"identity", e.identity},
                 {"user_agent", e.user_agent}}}};
-    hub_->Publish(
-        Topic::kStream, e.api_id,
-        std::make_shared<const std::string>(j.dump(-1, ' ', false, Json::error_handler_t::replace)),
-        'e');
+    PublishLive(Topic::kStream, e.api_id, 'e', j, local, remote);
   }
 }
 
 void App::PublishFindings(const std::vector<FindingRecord>& findings) {
-  if (!hub_->HasSubscribers(Topic::kStream)) return;
+  const bool local = hub_->HasSubscribers(Topic::kStream);
+  const bool remote = bus_ && bus_->RemoteInterest(static_cast<int>(Topic::kStream));
+  if (!local && !remote) return;
   for (const auto& f : findings) {
     Json j = {{"type", "finding"}, {"finding", FindingRecordJson(f)}};
-    hub_->Publish(
-        Topic::kStream, f.api_id,
-        std::make_shared<const std::string>(j.dump(-1, ' ', false, Json::error_handler_t::replace)),
-        'f');
+    PublishLive(Topic::kStream, f.api_id, 'f', j, local, remote);
   }
 }
 
@@ -447,6 +455,15 @@ void App::TickerLoop() {
       if (ticker_cv_.wait_until(lock, next, [this] { return ticker_stop_; })) return;
     }
     if (tick % kSweepEverySeconds == 0) alerts_->Sweep();
+    if (bus_) {
+      FollowSettingsChanges();
+      // Tell the other instances which live streams have clients here (they relay to us).
+      std::vector<int> watched;
+      for (Topic t : {Topic::kAlerts, Topic::kStream}) {
+        if (hub_->HasSubscribers(t)) watched.push_back(static_cast<int>(t));
+      }
+      if (!watched.empty()) bus_->AnnounceInterest(watched);
+    }
     auto per_api = live_metrics_.Take();
     auto clients = hub_->Clients(Topic::kMetrics);
     if (clients.empty()) continue;

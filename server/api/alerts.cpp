@@ -115,7 +115,7 @@ void AlertManager::OnFindingsOnce(const std::vector<FindingRecord>& findings, bo
     fps.erase(std::unique(fps.begin(), fps.end()), fps.end());
     stored = store_.ActiveAlertsByFingerprint(fps);
   }
-  std::vector<AlertRecord> resolved;          // superseded alerts
+  std::vector<AlertRecord> resolved;                   // superseded alerts
   std::vector<std::string> created, updated;           // fingerprints, in first-touch order
   std::vector<std::pair<std::string, int>> escalated;  // alerts whose severity rose, prior rank
   std::vector<std::pair<std::string, AlertRecord>> emit;
@@ -401,6 +401,15 @@ Status AlertManager::AddMute(MuteRecord& m) {
   std::lock_guard lock(mu_);
   mutes_.push_back(m);
   return st;
+}
+
+Status AlertManager::ReloadMutes() {
+  auto mutes = store_.ListMutes();
+  // An unreadable table reads as empty: keep the mutes unless the database answers.
+  if (Status st = store_.Ping(); !st.ok) return st;
+  std::lock_guard lock(mu_);
+  mutes_ = std::move(mutes);
+  return Status::Ok();
 }
 
 Status AlertManager::DeleteMute(int64_t id) {

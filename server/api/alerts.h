@@ -80,6 +80,8 @@ class AlertManager {
   // Matcher mutes go through here so the cache follows.
   Status AddMute(MuteRecord& m);
   Status DeleteMute(int64_t id);
+  // Re-reads the matcher mutes (changed through another instance).
+  Status ReloadMutes();
   bool IsMuted(const AlertRecord& a, int64_t now);
 
   size_t ActiveCount() {

@@ -219,6 +219,38 @@ void App::ReloadDetection() {
   if (!detection_) return;
   Status s = detection_->Reload();
   if (!s.ok) log::Error("detector settings not reloaded", {{"error", s.message}});
+  AnnounceSettingsChange();
+}
+
+void App::AnnounceSettingsChange() {
+  if (!bus_) return;
+  // Unique per change (instance, sequence, time): any difference means "re-read".
+  const std::string generation = bus_->instance_id() + ":" + std::to_string(++settings_changes_) +
+                                 ":" + std::to_string(NowMillis());
+  if (Status s = store_->PutSetting(kSettingsGenerationKey, generation); !s.ok) {
+    log::Error(
+        "settings change not announced to the other instances (they follow at their "
+        "next change or restart)",
+        {{"error", s.message}});
+  }
+}
+
+void App::FollowSettingsChanges() {
+  auto generation = store_->GetSetting(kSettingsGenerationKey);
+  if (!generation || *generation == settings_seen_) return;
+  // Own announcements too: re-reading once more closes the race of two instances changing
+  // settings at the same moment (the later announcement overwrites the earlier one).
+  settings_seen_ = *generation;
+  Status s = detection_->Reload();
+  Status m = alerts_->ReloadMutes();
+  if (!s.ok || !m.ok) {
+    log::Error("settings changed on another instance not reloaded",
+               {{"error", !s.ok ? s.message : m.message}});
+    settings_seen_.clear();  // try again at the next tick
+    return;
+  }
+  log::Info("detector settings, lists and mutes re-read (changed through an instance)",
+            {{"generation", *generation}});
 }
 
 bool App::Init(std::string* error) {
@@ -355,11 +387,11 @@ bool App::Init(std::string* error) {
     return false;
   }
   alerts_->SetListener([this](const std::string& action, const AlertRecord& a) {
-    if (!hub_->HasSubscribers(Topic::kAlerts)) return;
+    const bool local = hub_->HasSubscribers(Topic::kAlerts);
+    const bool remote = bus_ && bus_->RemoteInterest(static_cast<int>(Topic::kAlerts));
+    if (!local && !remote) return;
     Json msg = {{"type", "alert"}, {"action", action}, {"alert", AlertOut(a)}};
-    hub_->Publish(Topic::kAlerts, a.api_id,
-                  std::make_shared<const std::string>(
-                      msg.dump(-1, ' ', false, Json::error_handler_t::replace)));
+    PublishLive(Topic::kAlerts, a.api_id, 0, msg, local, remote);
   });
   alerts_->SetNotifier(
       [this](const AlertRecord& a, bool muted) { notifier_->Notify(a, ApiName(a.api_id), muted); });
@@ -394,6 +426,16 @@ bool App::Init(std::string* error) {
     bus_ = std::make_unique<EventBus>(*store_, *detection_, std::move(bo));
     if (!bus_->Start(error)) return false;
     alerts_->SetShared(true);
+    settings_seen_ = store_->GetSetting(kSettingsGenerationKey).value_or("");
+    if (!bus_->StartLive(
+            [this](int topic, int64_t api_id, char kind, std::string msg) {
+              const auto t = static_cast<Topic>(topic);
+              if (!hub_->HasSubscribers(t)) return;
+              hub_->Publish(t, api_id, std::make_shared<const std::string>(std::move(msg)), kind);
+            },
+            error)) {
+      return false;
+    }
     writer_ =
         std::make_unique<IngestWriter>(*store_, cfg_.ingest_queue_max, cfg_.commit_max_events);
     writer_->SetHandoff([this](std::vector<Event>& events,

@@ -196,9 +196,22 @@ class App {
   // Stored events after detection (on its thread): live stream and per-second metrics.
   void PublishEvents(const std::vector<Event>& events);
   void PublishFindings(const std::vector<FindingRecord>& findings);
+  // To this instance's clients (`local`) and, with BUS_URL, the other instances' (`remote`).
+  void PublishLive(Topic topic, int64_t api_id, char kind, const Json& msg, bool local,
+                   bool remote);
   void TickerLoop();  // once a second: /ws/metrics; every few seconds: alert auto-resolve
-  // Hands changed detector settings or lists to the pipeline (from the next event on).
+  // Hands changed detector settings or lists to the pipeline (from the next event on); with
+  // BUS_URL also tells the other instances (AnnounceSettingsChange).
   void ReloadDetection();
+  // With BUS_URL: detector settings, white/blacklists and matcher mutes are shared through the
+  // database. A change made through one instance writes a new value into the setting
+  // kSettingsGenerationKey; every instance compares it once a second (FollowSettingsChanges)
+  // and, when it changed, re-reads detector settings, lists and mutes.
+  void AnnounceSettingsChange();
+  void FollowSettingsChanges();
+  static constexpr const char* kSettingsGenerationKey = "bus.settings_generation";
+  std::atomic<uint64_t> settings_changes_{0};  // announced by this instance
+  std::string settings_seen_;                  // the ticker thread's last read of the key
 
   // Ingest internals.
   // nullopt for an unknown key; *unavailable when the keys could not be loaded (database down).

@@ -18,6 +18,14 @@ constexpr const char* kSubjectPrefix = "boing.events.";
 constexpr int64_t kNsPerMs = 1000000;
 constexpr size_t kPublishBatch = 1024;
 constexpr int kInflightBatches = 2;  // fetched batches of one partition in detection at once
+// A holder stops fetching this long before its lease expires (covers clock differences between
+// instances and the last fetch in flight), so two instances never consume one partition at once.
+constexpr int64_t kLeaseSafetyMs = 1000;
+// Of BUS_LEASE_SECONDS, kept for the survivors to notice an expired lease and take it: a lease
+// is written to expire this much before the TTL after its renewal.
+constexpr int64_t kTakeOverMs = 200;
+constexpr int64_t kFetchWaitMs = 500;    // longest a fetch waits for messages
+constexpr int64_t kOutboxLookMs = 2000;  // how often an idle publisher looks at the outbox
 
 int64_t WallMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -44,6 +52,19 @@ bool ParseInt(const char* text, int64_t* out) {
   return true;
 }
 
+// Runs of consecutive ids (the outbox stores these rather than one row per event).
+std::vector<BusOutboxRun> Runs(const std::vector<int64_t>& ids, int64_t now_ms) {
+  std::vector<BusOutboxRun> runs;
+  for (int64_t id : ids) {
+    if (!runs.empty() && runs.back().last_id + 1 == id) {
+      runs.back().last_id = id;
+    } else {
+      runs.push_back({id, id, now_ms});
+    }
+  }
+  return runs;
+}
+
 }  // namespace
 
 int BusPartition(int64_t api_id, int partitions) {
@@ -59,8 +80,13 @@ struct EventBus::Nats {
   natsOptions* opts = nullptr;
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
+  natsSubscription* live = nullptr;
   std::atomic<uint64_t> async_errors{0};
   ~Nats() {
+    if (live) {
+      natsSubscription_Unsubscribe(live);
+      natsSubscription_Destroy(live);
+    }
     if (js) jsCtx_Destroy(js);
     if (nc) {
       natsConnection_Close(nc);
@@ -173,16 +199,14 @@ bool EventBus::Start(std::string* error) {
 void EventBus::Publish(const std::vector<Event>& events, const std::vector<InsertOutcome>& outcomes,
                        std::vector<Answer>&& answers) {
   size_t n = 0;
-  int64_t dropped_first = 0, dropped_last = 0;
-  uint64_t dropped_now = 0;
+  std::vector<int64_t> overflow;
   const int64_t deadline = WallMillis() + opt_.publish_timeout_ms;
   {
     std::lock_guard lock(pub_mu_);
     for (size_t i = 0; i < events.size(); ++i) {
       if (i < outcomes.size() && outcomes[i] != InsertOutcome::kInserted) continue;
       if (pub_stop_ || pub_queue_.size() >= opt_.publish_queue_max) {
-        if (!dropped_now++) dropped_first = events[i].id;
-        dropped_last = events[i].id;
+        overflow.push_back(events[i].id);
         continue;
       }
       pub_queue_.push_back(events[i]);
@@ -191,14 +215,92 @@ void EventBus::Publish(const std::vector<Event>& events, const std::vector<Inser
     enqueued_ += n;
     for (auto& a : answers) answers_.push_back({enqueued_, deadline, std::move(a)});
   }
-  if (dropped_now) {
-    publish_dropped += dropped_now;
-    log::Error("bus publish queue full (BUS_PUBLISH_QUEUE_MAX): committed events skip detection",
-               {{"events", static_cast<int64_t>(dropped_now)},
-                {"first_event_id", dropped_first},
-                {"last_event_id", dropped_last}});
-  }
+  // What does not fit in the queue (BUS_PUBLISH_QUEUE_MAX) goes to the outbox in the database, to
+  // be published once JetStream takes messages again.
+  if (!overflow.empty()) Spill(overflow, "publish queue full (BUS_PUBLISH_QUEUE_MAX)");
   pub_cv_.notify_one();
+}
+
+bool EventBus::Spill(const std::vector<int64_t>& ids, const char* why) {
+  Status st = store_.AddBusOutbox(Runs(ids, WallMillis()));
+  if (st.ok) {
+    outbox_spilled += ids.size();
+    outbox_pending_ = true;
+    log::Warn("bus: committed events recorded in the publish outbox (republished later)",
+              {{"why", why},
+               {"events", static_cast<int64_t>(ids.size())},
+               {"first_event_id", ids.front()},
+               {"last_event_id", ids.back()}});
+    return true;
+  }
+  publish_dropped += ids.size();
+  log::Error(
+      "bus: committed events neither published nor recorded in the outbox (they skip "
+      "detection)",
+      {{"why", why},
+       {"error", st.message},
+       {"events", static_cast<int64_t>(ids.size())},
+       {"first_event_id", ids.front()},
+       {"last_event_id", ids.back()}});
+  return false;
+}
+
+bool EventBus::SendBatch(const std::vector<Event>& batch) {
+  const uint64_t errors_before = nats_->async_errors.load();
+  bool ok = true;
+  for (const auto& e : batch) {
+    natsMsg* m = nullptr;
+    const std::string body = EventToJson(e);
+    const std::string subject = Subject(BusPartition(e.api_id, opt_.partitions));
+    const std::string id = std::to_string(e.id), api = std::to_string(e.api_id);
+    natsStatus s =
+        natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", id.c_str());
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Boing-Event-Id", id.c_str());
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Boing-Api-Id", api.c_str());
+    if (s == NATS_OK) s = js_PublishMsgAsync(nats_->js, &m, nullptr);
+    if (m) natsMsg_Destroy(m);  // still ours when the publish did not take it
+    if (s != NATS_OK) {
+      ok = false;
+      log::Warn("bus publish failed", {{"error", NatsError(s)}});
+      break;
+    }
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = 1000;
+  natsStatus s = js_PublishAsyncComplete(nats_->js, &po);
+  if (s != NATS_OK) {
+    ok = false;
+    natsMsgList pending{};
+    if (js_PublishAsyncGetPendingList(&pending, nats_->js) == NATS_OK) {
+      natsMsgList_Destroy(&pending);  // sent again by the caller
+    }
+  }
+  return ok && nats_->async_errors.load() == errors_before;
+}
+
+bool EventBus::ReplayOutbox() {
+  const auto runs = store_.ListBusOutbox(1);
+  if (runs.empty()) return false;
+  const auto& run = runs.front();
+  auto events = store_.EventsByIdRange(run.first_id, run.last_id, static_cast<int>(kPublishBatch));
+  // Fewer than asked: the rest of the run is gone (removed by retention) or this is its end.
+  const int64_t to = events.size() < kPublishBatch ? run.last_id : events.back().id;
+  if (!events.empty() && !SendBatch(events)) {
+    ++publish_failures;
+    return false;
+  }
+  if (Status st = store_.AdvanceBusOutbox(run.first_id, to); !st.ok) {
+    log::Warn("bus outbox not advanced (its events are published again)", {{"error", st.message}});
+    return false;
+  }
+  outbox_replayed += events.size();
+  published += events.size();
+  log::Info("bus: outbox events published", {{"first_event_id", run.first_id},
+                                             {"last_event_id", to},
+                                             {"events", static_cast<int64_t>(events.size())}});
+  return true;
 }
 
 void EventBus::PublishLoop() {
@@ -207,8 +309,11 @@ void EventBus::PublishLoop() {
   bool stop_deadline_set = false;
   std::chrono::steady_clock::time_point stop_deadline;
   bool retry_pause = false;
+  int64_t next_outbox_look = 0;  // wall ms
   for (;;) {
-    bool done = false;
+    bool done = false, stopping = false;
+    std::vector<int64_t> spill;
+    const char* spill_why = nullptr;
     {
       std::unique_lock lock(pub_mu_);
       auto ready = [&] {
@@ -226,15 +331,33 @@ void EventBus::PublishLoop() {
         stop_deadline_set = true;
         stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
       }
-      if (pub_stop_ && !pub_queue_.empty() && std::chrono::steady_clock::now() > stop_deadline) {
-        publish_dropped += pub_queue_.size();
-        log::Error("bus stopping: committed events not published (they skip detection)",
-                   {{"events", static_cast<int64_t>(pub_queue_.size())},
-                    {"first_event_id", pub_queue_.front().id},
-                    {"last_event_id", pub_queue_.back().id}});
-        passed_ += pub_queue_.size();
-        pub_queue_.clear();
+      const int64_t now = WallMillis();
+      // An answer is due but JetStream has not taken its events: they go to the outbox first (so
+      // every 2xx is on the bus or in the outbox), and so does what is left at shutdown.
+      if (!pub_queue_.empty() &&
+          ((!answers_.empty() && answers_.front().end > passed_ &&
+            answers_.front().deadline_ms <= now) ||
+           (pub_stop_ && std::chrono::steady_clock::now() > stop_deadline))) {
+        spill_why = pub_stop_ ? "stopping"
+                              : "not acknowledged by JetStream in time "
+                                "(BUS_PUBLISH_TIMEOUT_MS)";
+        for (const auto& e : pub_queue_) spill.push_back(e.id);
       }
+    }
+    if (!spill.empty()) {
+      const bool recorded = Spill(spill, spill_why);
+      std::lock_guard lock(pub_mu_);
+      if (recorded || pub_stop_) {  // stopping: dropped (counted by Spill) if not recorded
+        // The spilled events are the queue's first ones: the queue only grows at its back.
+        pub_queue_.erase(pub_queue_.begin(),
+                         pub_queue_.begin() + static_cast<ptrdiff_t>(spill.size()));
+        passed_ += spill.size();
+      } else {
+        retry_pause = true;  // the database refused too: the answers go late, retried later
+      }
+    }
+    {
+      std::lock_guard lock(pub_mu_);
       const int64_t now = WallMillis();
       while (!answers_.empty() &&
              (answers_.front().end <= passed_ || answers_.front().deadline_ms <= now)) {
@@ -246,76 +369,72 @@ void EventBus::PublishLoop() {
         batch.push_back(std::move(pub_queue_.front()));
         pub_queue_.pop_front();
       }
+      stopping = pub_stop_;
       done = pub_stop_ && batch.empty() && pub_queue_.empty() && answers_.empty();
     }
     for (auto& a : run) a();
     run.clear();
     if (done) return;
-    if (batch.empty()) continue;
-    const uint64_t errors_before = nats_->async_errors.load();
-    bool ok = true;
-    for (const auto& e : batch) {
-      natsMsg* m = nullptr;
-      const std::string body = EventToJson(e);
-      const std::string subject = Subject(BusPartition(e.api_id, opt_.partitions));
-      const std::string id = std::to_string(e.id), api = std::to_string(e.api_id);
-      natsStatus s =
-          natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
-      if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", id.c_str());
-      if (s == NATS_OK) s = natsMsgHeader_Set(m, "Boing-Event-Id", id.c_str());
-      if (s == NATS_OK) s = natsMsgHeader_Set(m, "Boing-Api-Id", api.c_str());
-      if (s == NATS_OK) s = js_PublishMsgAsync(nats_->js, &m, nullptr);
-      if (m) natsMsg_Destroy(m);  // still ours when the publish did not take it
-      if (s != NATS_OK) {
-        ok = false;
-        log::Warn("bus publish failed", {{"error", NatsError(s)}});
-        break;
+    bool backlog = false;
+    if (!batch.empty()) {
+      const bool ok = SendBatch(batch);
+      std::lock_guard lock(pub_mu_);
+      if (ok) {
+        published += batch.size();
+        passed_ += batch.size();
+      } else {
+        // Not all acknowledged: the whole batch goes again, first (JetStream drops the ones it
+        // already stored by message id), after a pause.
+        ++publish_failures;
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it)
+          pub_queue_.push_front(std::move(*it));
+        retry_pause = true;
+      }
+      backlog = pub_queue_.size() >= kPublishBatch;
+      batch.clear();
+    }
+    // Between batches, while new events are not backlogged: republish the outbox (this
+    // instance's spills or any other's), one batch at a time so new events are not held up.
+    const int64_t now = WallMillis();
+    if (!stopping && !retry_pause && !backlog && (outbox_pending_ || now >= next_outbox_look)) {
+      outbox_pending_ = false;
+      next_outbox_look = now + kOutboxLookMs;
+      if (ReplayOutbox()) {
+        outbox_pending_ = true;  // there may be more
+      } else if (store_.BusOutboxEvents() > 0) {
+        retry_pause = true;  // JetStream (or the database) not taking them yet
       }
     }
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = 1000;
-    natsStatus s = js_PublishAsyncComplete(nats_->js, &po);
-    if (s != NATS_OK) {
-      ok = false;
-      natsMsgList pending{};
-      if (js_PublishAsyncGetPendingList(&pending, nats_->js) == NATS_OK) {
-        natsMsgList_Destroy(&pending);  // resent from `batch` below
-      }
-    }
-    std::lock_guard lock(pub_mu_);
-    if (ok && nats_->async_errors.load() == errors_before) {
-      published += batch.size();
-      passed_ += batch.size();
-    } else {
-      // Not all acknowledged: the whole batch goes again, first (JetStream drops the ones it
-      // already stored by message id), after a pause.
-      ++publish_failures;
-      for (auto it = batch.rbegin(); it != batch.rend(); ++it)
-        pub_queue_.push_front(std::move(*it));
-      retry_pause = true;
-    }
-    batch.clear();
   }
 }
 
-bool EventBus::StartConsumer(int part, std::string* error) {
+bool EventBus::StartConsumer(int part, int64_t valid_until_ms, std::string* error) {
   const std::string subject = Subject(part), durable = Durable(part);
+  // A new holder starts the partition's consumer afresh: the previous holder's consumer is
+  // deleted and created again. In a work-queue stream a message stays until it is acknowledged
+  // (deleting a consumer removes none), and the new consumer (deliver all) starts at the first
+  // message still stored for the partition, so the messages a dead holder had fetched but not
+  // acknowledged come at once, instead of after their AckWait on the old consumer. After a
+  // graceful hand-over nothing is outstanding and the new consumer simply goes on.
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_DeleteConsumer(nats_->js, opt_.stream.c_str(), durable.c_str(), nullptr, &jerr);
+  if (s != NATS_OK && s != NATS_NOT_FOUND && jerr != JSConsumerNotFoundErr) {
+    *error = "consumer " + durable + " not deleted: " + NatsError(s, jerr);
+    return false;
+  }
   jsConsumerConfig cc;
   jsConsumerConfig_Init(&cc);
   cc.Durable = durable.c_str();
   cc.FilterSubject = subject.c_str();
   cc.AckPolicy = js_AckExplicit;
   cc.DeliverPolicy = js_DeliverAll;
-  // A message fetched by an instance that dies comes back after this: the lease TTL.
+  // Redelivery to the holder itself (an acknowledgement lost on the way); a dead holder's
+  // messages come back through the new holder's fresh consumer, not through this.
   cc.AckWait = int64_t{opt_.lease_seconds} * 1000 * kNsPerMs;
   cc.MaxAckPending = int64_t{opt_.fetch_batch} * (kInflightBatches + 2);
   jsConsumerInfo* ci = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_AddConsumer(&ci, nats_->js, opt_.stream.c_str(), &cc, nullptr, &jerr);
-  if (s != NATS_OK) {  // it exists (another instance held this partition): bind to it as it is
-    s = js_GetConsumerInfo(&ci, nats_->js, opt_.stream.c_str(), durable.c_str(), nullptr, &jerr);
-  }
+  jerr = static_cast<jsErrCode>(0);
+  s = js_AddConsumer(&ci, nats_->js, opt_.stream.c_str(), &cc, nullptr, &jerr);
   if (s != NATS_OK) {
     *error = "consumer " + durable + ": " + NatsError(s, jerr);
     return false;
@@ -332,7 +451,7 @@ bool EventBus::StartConsumer(int part, std::string* error) {
     *error = "pull subscription " + durable + ": " + NatsError(s, jerr);
     return false;
   }
-  c->valid_until_ms = WallMillis() + int64_t{opt_.lease_seconds} * 1000 * 2 / 3;
+  c->valid_until_ms = valid_until_ms;
   c->thread = std::thread([this, c] { ConsumeLoop(c); });
   std::lock_guard lock(held_mu_);
   held_[part] = std::move(c);
@@ -341,13 +460,16 @@ bool EventBus::StartConsumer(int part, std::string* error) {
 
 void EventBus::ConsumeLoop(const std::shared_ptr<Consumer>& c) {
   while (!c->stop) {
-    if (WallMillis() >= c->valid_until_ms || c->inflight >= kInflightBatches) {
+    const int64_t left = c->valid_until_ms - WallMillis();
+    if (left <= 0 || c->inflight >= kInflightBatches) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       continue;
     }
     natsMsgList list{};
     jsErrCode jerr = static_cast<jsErrCode>(0);
-    natsStatus s = natsSubscription_Fetch(&list, c->sub, opt_.fetch_batch, 500, &jerr);
+    // The fetch ends before the lease's safe end, so nothing is fetched after it.
+    natsStatus s = natsSubscription_Fetch(&list, c->sub, opt_.fetch_batch,
+                                          std::min(kFetchWaitMs, left), &jerr);
     if (s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0)) {
       natsMsgList_Destroy(&list);
       continue;
@@ -433,6 +555,11 @@ void EventBus::StopConsumers(const std::vector<int>& parts, bool release) {
     while (c->inflight > 0 && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
+  }
+  // The acknowledgements reached the server before the next holder may recreate the consumer.
+  if (release && !stopping.empty() && nats_ && nats_->nc)
+    natsConnection_FlushTimeout(nats_->nc, 1000);
+  for (auto& c : stopping) {
     if (release) {
       Status st = store_.ReleaseBusLease(c->part, opt_.instance_id);
       if (!st.ok) {
@@ -461,19 +588,34 @@ std::string EventBus::MetricsText() {
   series("boing_bus_publish_failures_total", "counter",
          "Publish batches not fully acknowledged (retried).", {{"", n(publish_failures)}});
   series("boing_bus_publish_late_total", "counter",
-         "Ingest answers sent after BUS_PUBLISH_TIMEOUT_MS without JetStream's acknowledgement "
-         "(the events are committed and their publish is retried).",
+         "Ingest answers sent after BUS_PUBLISH_TIMEOUT_MS with their events neither acknowledged "
+         "by JetStream nor recorded in the outbox (the database refused; the publish is "
+         "retried).",
          {{"", n(publish_late)}});
   series("boing_bus_publish_dropped_total", "counter",
-         "Committed events never published (queue full or shutdown): stored, but they skipped "
-         "detection.",
+         "Committed events neither published nor recorded in the publish outbox (the database "
+         "refused the outbox too): stored, but they skipped detection.",
          {{"", n(publish_dropped)}});
+  series("boing_bus_outbox_spilled_total", "counter",
+         "Committed events recorded in the publish outbox by this instance (queue full, answer "
+         "due before JetStream's acknowledgement, shutdown).",
+         {{"", n(outbox_spilled)}});
+  series("boing_bus_outbox_replayed_total", "counter",
+         "Outbox events this instance published once JetStream took messages again.",
+         {{"", n(outbox_replayed)}});
+  series("boing_bus_outbox_events", "gauge",
+         "Committed events in the publish outbox (all instances), waiting to be published.",
+         {{"", static_cast<double>(store_.BusOutboxEvents())}});
   series("boing_bus_publish_queue_events", "gauge", "Committed events waiting to be published.",
          {{"", static_cast<double>(PublishQueueDepth())}});
   series("boing_bus_consumed_total", "counter",
          "Events of held partitions run through detection and acknowledged.", {{"", n(consumed)}});
   series("boing_bus_decode_failures_total", "counter", "Bus messages that could not be decoded.",
          {{"", n(decode_failures)}});
+  series("boing_bus_live_messages_total", "counter",
+         "Live stream messages relayed to / received from the other instances (core NATS).",
+         {{"{direction=\"relayed\"}", n(live_relayed)},
+          {"{direction=\"received\"}", n(live_received)}});
   series("boing_bus_partitions_held", "gauge", "Partitions this instance holds.",
          {{"", static_cast<double>(Held().size())}});
   series("boing_bus_lease_changes_total", "counter", "Partition leases by change.",
@@ -491,24 +633,35 @@ std::vector<int> EventBus::Held() {
 }
 
 void EventBus::LeaseLoop() {
-  const int64_t lease_ms = int64_t{opt_.lease_seconds} * 1000;
-  const int64_t renew_every = lease_ms / 3;
-  const int64_t tick = std::min<int64_t>(1000, renew_every);
-  int64_t last_renew = 0;
-  for (bool first = true;; first = false) {
+  const int64_t ttl_ms = int64_t{opt_.lease_seconds} * 1000;
+  const int64_t renew_every = ttl_ms / 3;
+  // What a renewal writes: the TTL less the time reserved for the take-over, so that a dead
+  // holder's partitions are held by a survivor within the TTL of its last renewal.
+  const int64_t lease_ms = ttl_ms - kTakeOverMs;
+  // Released leases and new members are looked for at least this often; expiries (a dead
+  // instance's leases and heartbeat) are waited for exactly (see the end of the loop).
+  const int64_t look_every = std::min<int64_t>(1000, renew_every);
+  int64_t last_renew = 0, wake_at = 0;
+  for (;;) {
     {
       std::unique_lock lock(lease_mu_);
-      if (!first)
-        lease_cv_.wait_for(lock, std::chrono::milliseconds(tick), [&] { return lease_stop_; });
+      const int64_t delay = wake_at - WallMillis();
+      if (delay > 0) {
+        lease_cv_.wait_for(lock, std::chrono::milliseconds(delay), [&] { return lease_stop_; });
+      }
       if (lease_stop_) return;
     }
     int64_t now = WallMillis();
-    Status hb = store_.BusHeartbeat(opt_.instance_id, now, now + lease_ms, started_ms_);
-    if (!hb.ok) {
-      log::Warn("bus heartbeat failed", {{"error", hb.message}});
-      continue;  // consumers pause on their own once their lease is no longer renewed
-    }
+    wake_at = now + look_every;
     if (now - last_renew >= renew_every) {
+      // The heartbeat and the leases are renewed with the same `now`, so this instance's
+      // membership never outlives its leases: when it dies, both expire together, at most the
+      // TTL after its death.
+      Status hb = store_.BusHeartbeat(opt_.instance_id, now, now + lease_ms, started_ms_);
+      if (!hb.ok) {
+        log::Warn("bus heartbeat failed", {{"error", hb.message}});
+        continue;  // consumers pause on their own once their lease is no longer renewed
+      }
       last_renew = now;
       for (int p : Held()) {
         bool got = false;
@@ -517,7 +670,7 @@ void EventBus::LeaseLoop() {
         if (got) {
           std::lock_guard lock(held_mu_);
           if (auto it = held_.find(p); it != held_.end()) {
-            it->second->valid_until_ms = now + lease_ms - tick;
+            it->second->valid_until_ms = now + ttl_ms - kLeaseSafetyMs;
           }
         } else {
           ++lost;
@@ -526,6 +679,7 @@ void EventBus::LeaseLoop() {
         }
       }
     }
+    wake_at = std::min(wake_at, last_renew + renew_every);
     const auto members = store_.BusMembers(now);
     const int n = std::max<int>(1, static_cast<int>(members.size()));
     const size_t target = static_cast<size_t>((opt_.partitions + n - 1) / n);
@@ -533,18 +687,19 @@ void EventBus::LeaseLoop() {
       StopConsumers(std::vector<int>(held.begin() + static_cast<ptrdiff_t>(target), held.end()),
                     true);
     }
-    if (Held().size() >= target) continue;
     auto held = Held();
-    for (const auto& l : store_.ListBusLeases()) {
+    const auto leases = store_.ListBusLeases();
+    for (const auto& l : leases) {
       if (held.size() >= target) break;
       if (l.part >= opt_.partitions || std::count(held.begin(), held.end(), l.part)) continue;
       if (!l.holder.empty() && l.expires_at_ms >= now) continue;
       bool got = false;
-      now = WallMillis();
-      Status st = store_.TakeBusLease(l.part, opt_.instance_id, now, now + lease_ms, &got);
+      const int64_t take_now = WallMillis();
+      Status st =
+          store_.TakeBusLease(l.part, opt_.instance_id, take_now, take_now + lease_ms, &got);
       if (!st.ok || !got) continue;
       std::string error;
-      if (!StartConsumer(l.part, &error)) {
+      if (!StartConsumer(l.part, take_now + ttl_ms - kLeaseSafetyMs, &error)) {
         log::Error("bus partition not consumed", {{"partition", l.part}, {"error", error}});
         store_.ReleaseBusLease(l.part, opt_.instance_id);
         continue;
@@ -552,9 +707,108 @@ void EventBus::LeaseLoop() {
       ++acquired;
       held.push_back(l.part);
       log::Info("bus partition acquired",
-                {{"partition", l.part}, {"previous_holder", l.holder}, {"epoch", l.epoch + 1}});
+                {{"partition", l.part},
+                 {"previous_holder", l.holder},
+                 {"epoch", l.epoch + 1},
+                 {"expired_ms_ago", l.holder.empty() ? int64_t{0} : take_now - l.expires_at_ms}});
+    }
+    // A dead instance's partitions are taken the moment both its leases and its heartbeat
+    // expired (its membership counts in the share until then): wake just after the earliest
+    // expiry of another instance's lease or heartbeat instead of at the next periodic look.
+    for (const auto& l : leases) {
+      if (!l.holder.empty() && l.holder != opt_.instance_id && l.expires_at_ms >= now) {
+        wake_at = std::min(wake_at, l.expires_at_ms + 1);
+      }
+    }
+    for (const auto& m : members) {
+      if (m.instance_id != opt_.instance_id) wake_at = std::min(wake_at, m.expires_at_ms + 1);
     }
   }
+}
+
+// Live relay subjects, per stream (deployments sharing a NATS server stay apart).
+static std::string LiveSubject(const std::string& stream, const char* what) {
+  return std::string("boing.live.") + stream + "." + what;
+}
+
+bool EventBus::StartLive(LiveSink sink, std::string* error) {
+  live_sink_ = std::move(sink);
+  const std::string subject = LiveSubject(opt_.stream, "*");
+  natsStatus s =
+      natsConnection_Subscribe(&nats_->live, nats_->nc, subject.c_str(), &EventBus::OnLive, this);
+  if (s != NATS_OK) {
+    *error = "BUS_URL: cannot subscribe to " + subject + ": " + NatsError(s);
+    return false;
+  }
+  // Live messages are expendable: a slow reader drops them rather than growing without bound.
+  natsSubscription_SetPendingLimits(nats_->live, 10000, 64 * 1024 * 1024);
+  return true;
+}
+
+void EventBus::OnLive(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
+  auto* bus = static_cast<EventBus*>(closure);
+  const char* origin = nullptr;
+  const char* topic_text = nullptr;
+  natsMsgHeader_Get(m, "Boing-Origin", &origin);
+  natsMsgHeader_Get(m, "Boing-Topic", &topic_text);
+  int64_t topic = -1;
+  if (origin && bus->opt_.instance_id != origin && ParseInt(topic_text, &topic) && topic >= 0 &&
+      topic < kLiveTopics) {
+    const std::string subject = natsMsg_GetSubject(m);
+    if (subject == LiveSubject(bus->opt_.stream, "interest")) {
+      bus->remote_interest_ms_[topic] = WallMillis();
+    } else {
+      const char* api_text = nullptr;
+      const char* kind_text = nullptr;
+      natsMsgHeader_Get(m, "Boing-Api-Id", &api_text);
+      natsMsgHeader_Get(m, "Boing-Kind", &kind_text);
+      int64_t api = 0;
+      if (ParseInt(api_text, &api) && bus->live_sink_) {
+        ++bus->live_received;
+        bus->live_sink_(
+            static_cast<int>(topic), api, kind_text && *kind_text ? kind_text[0] : 0,
+            std::string(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m))));
+      }
+    }
+  }
+  natsMsg_Destroy(m);
+}
+
+void EventBus::AnnounceInterest(const std::vector<int>& topics) {
+  if (!nats_ || !nats_->nc) return;
+  const std::string subject = LiveSubject(opt_.stream, "interest");
+  for (int t : topics) {
+    natsMsg* m = nullptr;
+    const std::string topic = std::to_string(t);
+    natsStatus s = natsMsg_Create(&m, subject.c_str(), nullptr, nullptr, 0);
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Boing-Origin", opt_.instance_id.c_str());
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Boing-Topic", topic.c_str());
+    if (s == NATS_OK) natsConnection_PublishMsg(nats_->nc, m);
+    if (m) natsMsg_Destroy(m);
+  }
+}
+
+bool EventBus::RemoteInterest(int topic) const {
+  // Announced each second; three seconds without one: nobody elsewhere watches any more.
+  return topic >= 0 && topic < kLiveTopics &&
+         WallMillis() - remote_interest_ms_[topic].load() < 3000;
+}
+
+void EventBus::RelayLive(int topic, int64_t api_id, char kind, const std::string& msg) {
+  if (!nats_ || !nats_->nc) return;
+  const std::string subject = LiveSubject(opt_.stream, "msg");
+  const std::string t = std::to_string(topic), api = std::to_string(api_id);
+  const char k[2] = {kind, 0};
+  natsMsg* m = nullptr;
+  natsStatus s =
+      natsMsg_Create(&m, subject.c_str(), nullptr, msg.data(), static_cast<int>(msg.size()));
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Boing-Origin", opt_.instance_id.c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Boing-Topic", t.c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Boing-Api-Id", api.c_str());
+  if (s == NATS_OK && kind) s = natsMsgHeader_Set(m, "Boing-Kind", k);
+  if (s == NATS_OK) s = natsConnection_PublishMsg(nats_->nc, m);
+  if (s == NATS_OK) ++live_relayed;
+  if (m) natsMsg_Destroy(m);
 }
 
 void EventBus::StopConsuming() {

@@ -9,8 +9,8 @@
 // bounded queue and are retried until JetStream acknowledges them (message id = event id, so a
 // retry is never stored twice); what overflows the queue is counted in
 // boing_bus_publish_dropped_total and logged with its ids. A partition is consumed only while
-// its lease is valid; messages are acknowledged (explicitly, each) after detection processed them, so a
-// dead instance's unacknowledged messages are redelivered to the next holder.
+// its lease is valid; messages are acknowledged (explicitly, each) after detection processed them,
+// so a dead instance's unacknowledged messages are redelivered to the next holder.
 #pragma once
 
 #include <atomic>
@@ -27,6 +27,11 @@
 
 #include "boing/store.h"
 #include "detection.h"
+
+// nats.c's handle types (as <nats/nats.h> declares them), for the live relay's callback.
+typedef struct __natsConnection natsConnection;
+typedef struct __natsSubscription natsSubscription;
+typedef struct __natsMsg natsMsg;
 
 namespace boing {
 
@@ -64,6 +69,19 @@ class EventBus {
   void Stop();
 
   const std::string& instance_id() const { return opt_.instance_id; }
+
+  // Live streams across instances (core NATS, not JetStream: at most once, nothing stored).
+  // Detection runs on the instance holding an API's partition, so /ws/stream and /ws/alerts
+  // clients of the other instances get its messages relayed — only while some other instance
+  // announced subscribers of that topic (AnnounceInterest, each second), so nothing is relayed
+  // when nobody watches. `topic` is a live Topic as int; `kind` as LiveHub::Publish.
+  using LiveSink = std::function<void(int topic, int64_t api_id, char kind, std::string msg)>;
+  // Subscribes to the other instances' live messages, handed to `sink` (on a NATS thread).
+  bool StartLive(LiveSink sink, std::string* error);
+  void AnnounceInterest(const std::vector<int>& topics);
+  bool RemoteInterest(int topic) const;
+  void RelayLive(int topic, int64_t api_id, char kind, const std::string& msg);
+  std::atomic<uint64_t> live_relayed{0}, live_received{0};
   // The boing_bus_* series for /metrics (Prometheus text format).
   std::string MetricsText();
   std::vector<int> Held();
@@ -74,13 +92,24 @@ class EventBus {
 
   std::atomic<uint64_t> published{0}, publish_failures{0}, publish_dropped{0}, publish_late{0};
   std::atomic<uint64_t> consumed{0}, acquired{0}, released{0}, lost{0}, decode_failures{0};
+  std::atomic<uint64_t> outbox_spilled{0}, outbox_replayed{0};
 
  private:
   struct Consumer;
   void PublishLoop();
+  // Publishes and waits for JetStream's acknowledgement of every event (bounded); false if any
+  // was not acknowledged.
+  bool SendBatch(const std::vector<Event>& batch);
+  // Records committed events that are not on the bus in the outbox (false: not recorded, they
+  // are counted as dropped and logged).
+  bool Spill(const std::vector<int64_t>& ids, const char* why);
+  // Publishes the oldest outbox run (one batch of it) and advances it; false when there was
+  // nothing to publish or it failed.
+  bool ReplayOutbox();
   void LeaseLoop();
   void ConsumeLoop(const std::shared_ptr<Consumer>& c);
-  bool StartConsumer(int part, std::string* error);
+  // Recreates the partition's consumer and consumes until `valid_until_ms` (moved on by renewals).
+  bool StartConsumer(int part, int64_t valid_until_ms, std::string* error);
   // Stops these partitions' consumers together, waits for what they fetched to be acknowledged
   // and, when `release`, hands the leases back.
   void StopConsumers(const std::vector<int>& parts, bool release);
@@ -90,6 +119,10 @@ class EventBus {
   BusOptions opt_;
   struct Nats;
   std::unique_ptr<Nats> nats_;
+  static constexpr int kLiveTopics = 3;
+  std::atomic<int64_t> remote_interest_ms_[kLiveTopics] = {};  // last announcement, wall ms
+  LiveSink live_sink_;
+  static void OnLive(natsConnection*, natsSubscription*, natsMsg* m, void* closure);
   int64_t started_ms_ = 0;
 
   std::mutex pub_mu_;
@@ -103,6 +136,7 @@ class EventBus {
   };
   std::deque<Pending> answers_;
   bool pub_stop_ = false;
+  std::atomic<bool> outbox_pending_{false};  // spilled by this instance since the last replay
   std::thread pub_thread_;
 
   std::mutex lease_mu_;

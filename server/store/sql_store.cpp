@@ -1265,11 +1265,16 @@ class SqlStore final : public Store {
                     [&](Stmt* s) { s->BindText(1, instance); });
     });
   }
-  std::vector<std::string> BusMembers(int64_t now_ms) override {
-    return OnPool(std::vector<std::string>(), [&](Conn& c) {
-      return AllOn<std::string>(
-          c, "SELECT instance_id FROM bus_members WHERE expires_at_ms >= ? ORDER BY instance_id",
-          [&](Stmt* s) { s->BindInt(1, now_ms); }, [](Stmt* s) { return s->Text(0); });
+  std::vector<BusMember> BusMembers(int64_t now_ms) override {
+    return OnPool(std::vector<BusMember>(), [&](Conn& c) {
+      return AllOn<BusMember>(
+          c,
+          "SELECT instance_id, expires_at_ms FROM bus_members WHERE expires_at_ms >= ? ORDER BY "
+          "instance_id",
+          [&](Stmt* s) { s->BindInt(1, now_ms); },
+          [](Stmt* s) {
+            return BusMember{s->Text(0), s->Int(1)};
+          });
     });
   }
   Status TakeBusLease(int part, const std::string& holder, int64_t now_ms, int64_t expires_at_ms,
@@ -1325,6 +1330,73 @@ class SqlStore final : public Store {
             l.acquired_at_ms = s->Int(4);
             return l;
           });
+    });
+  }
+
+  Status AddBusOutbox(const std::vector<BusOutboxRun>& runs) override {
+    return Write(Status::Error("bus outbox insert failed"), [&](Conn& c) {
+      return Tx(c, [&]() -> Status {
+        for (const auto& r : runs) {
+          // A run is recorded once (a retried spill of the same events changes nothing).
+          Status st = ExecOn(c,
+                             mysql() ? "INSERT IGNORE INTO bus_outbox (first_id, last_id, "
+                                       "created_at_ms) VALUES (?, ?, ?)"
+                                     : "INSERT OR IGNORE INTO bus_outbox (first_id, last_id, "
+                                       "created_at_ms) VALUES (?, ?, ?)",
+                             [&](Stmt* s) {
+                               s->BindInt(1, r.first_id);
+                               s->BindInt(2, r.last_id);
+                               s->BindInt(3, r.created_at_ms);
+                             });
+          if (!st.ok) return st;
+        }
+        return Status::Ok();
+      });
+    });
+  }
+  std::vector<BusOutboxRun> ListBusOutbox(int limit) override {
+    return OnPool(std::vector<BusOutboxRun>(), [&](Conn& c) {
+      return AllOn<BusOutboxRun>(
+          c, "SELECT first_id, last_id, created_at_ms FROM bus_outbox ORDER BY first_id LIMIT ?",
+          [&](Stmt* s) { s->BindInt(1, limit); },
+          [](Stmt* s) {
+            return BusOutboxRun{s->Int(0), s->Int(1), s->Int(2)};
+          });
+    });
+  }
+  Status AdvanceBusOutbox(int64_t first_id, int64_t published_to) override {
+    return Write(Status::Error("bus outbox update failed"), [&](Conn& c) {
+      return Tx(c, [&]() -> Status {
+        Status st =
+            ExecOn(c, "DELETE FROM bus_outbox WHERE first_id = ? AND last_id <= ?", [&](Stmt* s) {
+              s->BindInt(1, first_id);
+              s->BindInt(2, published_to);
+            });
+        if (!st.ok) return st;
+        return ExecOn(c, "UPDATE bus_outbox SET first_id = ? WHERE first_id = ? AND last_id > ?",
+                      [&](Stmt* s) {
+                        s->BindInt(1, published_to + 1);
+                        s->BindInt(2, first_id);
+                        s->BindInt(3, published_to);
+                      });
+      });
+    });
+  }
+  int64_t BusOutboxEvents() override {
+    return Count("SELECT CAST(COALESCE(SUM(last_id - first_id + 1), 0) AS SIGNED) FROM bus_outbox");
+  }
+  std::vector<Event> EventsByIdRange(int64_t first_id, int64_t last_id, int limit) override {
+    return OnPool(std::vector<Event>(), [&](Conn& c) {
+      return AllOn<Event>(
+          c,
+          Cat({"SELECT ", kEventSelectCols,
+               " FROM events WHERE id >= ? AND id <= ? ORDER BY id LIMIT ?"}),
+          [&](Stmt* s) {
+            s->BindInt(1, first_id);
+            s->BindInt(2, last_id);
+            s->BindInt(3, limit);
+          },
+          ReadEvent);
     });
   }
 

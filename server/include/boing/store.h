@@ -189,6 +189,17 @@ struct BusLease {
   int64_t acquired_at_ms = 0;
 };
 
+struct BusOutboxRun {  // committed events first_id..last_id (consecutive ids) still to publish
+  int64_t first_id = 0;
+  int64_t last_id = 0;
+  int64_t created_at_ms = 0;
+};
+
+struct BusMember {
+  std::string instance_id;
+  int64_t expires_at_ms = 0;  // its last heartbeat + the lease TTL
+};
+
 struct AlertFilter {
   std::vector<int64_t> api_ids;  // with restrict_to_apis: only these (empty = nothing)
   bool restrict_to_apis = false;
@@ -383,14 +394,25 @@ class Store {
   virtual Status BusHeartbeat(const std::string& instance, int64_t now_ms, int64_t expires_at_ms,
                               int64_t started_at_ms) = 0;
   virtual Status BusLeave(const std::string& instance) = 0;
-  // Instances whose heartbeat has not expired at `now_ms`, sorted.
-  virtual std::vector<std::string> BusMembers(int64_t now_ms) = 0;
+  // Instances whose heartbeat has not expired at `now_ms`, sorted by id.
+  virtual std::vector<BusMember> BusMembers(int64_t now_ms) = 0;
   // Takes or renews the lease of `part` for `holder` until `expires_at_ms` when it is free,
   // expired at `now_ms` or already held by `holder`; *got says whether it did.
   virtual Status TakeBusLease(int part, const std::string& holder, int64_t now_ms,
                               int64_t expires_at_ms, bool* got) = 0;
   virtual Status ReleaseBusLease(int part, const std::string& holder) = 0;
   virtual std::vector<BusLease> ListBusLeases() = 0;
+  // The publish outbox: runs of consecutive committed event ids not yet on the bus.
+  virtual Status AddBusOutbox(const std::vector<BusOutboxRun>& runs) = 0;
+  // The oldest runs (lowest first id), at most `limit`.
+  virtual std::vector<BusOutboxRun> ListBusOutbox(int limit) = 0;
+  // The run starting at `first_id` was published up to `published_to`: it now starts after it,
+  // or is removed when that was its end. A no-op when the run no longer starts at `first_id`.
+  virtual Status AdvanceBusOutbox(int64_t first_id, int64_t published_to) = 0;
+  // Events still in the outbox (the sum of the runs' lengths).
+  virtual int64_t BusOutboxEvents() = 0;
+  // Events with first_id <= id <= last_id, by id, at most `limit`.
+  virtual std::vector<Event> EventsByIdRange(int64_t first_id, int64_t last_id, int limit) = 0;
 };
 
 struct SqliteOptions {

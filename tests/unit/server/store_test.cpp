@@ -868,9 +868,47 @@ TEST_P(StoreTest, BusLeasesAreExclusiveUntilTheyExpire) {
 
   ASSERT_TRUE(store_->BusHeartbeat("a", 1000, 5000, 1000).ok);
   ASSERT_TRUE(store_->BusHeartbeat("b", 1000, 9000, 1000).ok);
-  EXPECT_EQ(store_->BusMembers(6000), std::vector<std::string>({"b"}));
+  auto members = store_->BusMembers(6000);
+  ASSERT_EQ(members.size(), 1u);
+  EXPECT_EQ(members[0].instance_id, "b");
+  EXPECT_EQ(members[0].expires_at_ms, 9000);
   ASSERT_TRUE(store_->BusLeave("b").ok);
   EXPECT_TRUE(store_->BusMembers(6000).empty());
+}
+
+TEST_P(StoreTest, BusOutboxRunsAdvanceAndReadTheirEvents) {
+  const int64_t api = MakeApi(MakeUser("outbox"), "ko");
+  std::vector<Event> v;
+  for (int i = 0; i < 5; ++i) v.push_back(MakeEvent(api, 100 + i, "/o/" + std::to_string(i)));
+  std::vector<InsertOutcome> out;
+  ASSERT_TRUE(Insert(v, out).ok);
+  const int64_t first = v[0].id;
+  EXPECT_EQ(store_->BusOutboxEvents(), 0);
+  ASSERT_TRUE(store_->AddBusOutbox({{first, first + 3, 7}, {first + 4, first + 4, 8}}).ok);
+  ASSERT_TRUE(store_->AddBusOutbox({{first, first + 3, 9}}).ok)
+      << "a run recorded twice is kept once";
+  EXPECT_EQ(store_->BusOutboxEvents(), 5);
+  auto runs = store_->ListBusOutbox(10);
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].first_id, first);
+  EXPECT_EQ(runs[0].last_id, first + 3);
+  EXPECT_EQ(runs[0].created_at_ms, 7);
+  EXPECT_EQ(store_->ListBusOutbox(1).size(), 1u);
+  auto events = store_->EventsByIdRange(first, first + 3, 2);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].id, first);
+  EXPECT_EQ(events[1].endpoint, "/o/1");
+  ASSERT_TRUE(store_->AdvanceBusOutbox(first, first + 1).ok);
+  runs = store_->ListBusOutbox(10);
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].first_id, first + 2) << "advanced past what was published";
+  EXPECT_EQ(store_->BusOutboxEvents(), 3);
+  ASSERT_TRUE(store_->AdvanceBusOutbox(first, first + 3).ok);
+  EXPECT_EQ(store_->ListBusOutbox(10)[0].first_id, first + 2) << "no run starts there any more";
+  ASSERT_TRUE(store_->AdvanceBusOutbox(first + 2, first + 3).ok);
+  ASSERT_TRUE(store_->AdvanceBusOutbox(first + 4, first + 4).ok);
+  EXPECT_TRUE(store_->ListBusOutbox(10).empty());
+  EXPECT_EQ(store_->BusOutboxEvents(), 0);
 }
 
 TEST_P(StoreTest, OneActiveAlertPerFingerprint) {
