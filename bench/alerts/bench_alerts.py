@@ -205,7 +205,8 @@ def main():
                 "client_ip": f"198.19.{i // 250}.{i % 250 + 1}", "status_code": 200, "latency_ms": 5}
                for i in range(NOTIFY)]
         t0 = time.time()
-        c.call("POST", "/api/ingest/batch", evs, headers={"X-Api-Key": key})
+        Client(port).call("POST", "/api/ingest/batch", evs, headers={"X-Api-Key": key})  # fresh
+        # connection: the first one has been idle longer than the server's keep-alive timeout
         deadline = time.time() + 300
         while time.time() < deadline:
             with receiver.lock:
