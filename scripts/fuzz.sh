@@ -8,6 +8,9 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET (default 600)] [TARGET...]
 #   FUZZ_JOBS=2 nice -n 19 scripts/fuzz.sh    two targets at a time, on idle CPU only (shared machine)
 #   FUZZ_RUN_DIR=DIR                          output directory (default build-fuzz/fuzz-run)
+#   FUZZ_TIMEOUT=SECONDS                      per-input timeout (default 25; it is wall-clock time,
+#                                             so raise it at nice 19 on a busy machine, where a
+#                                             starved process can take longer for one input)
 #   scripts/fuzz.sh --replay      build, then replay every seed corpus once (CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +33,7 @@ if ((${#targets[@]} == 0)); then mapfile -t targets < "$BUILD_DIR/fuzz/fuzzers.t
 
 out=${FUZZ_RUN_DIR:-$BUILD_DIR/fuzz-run}
 jobs=${FUZZ_JOBS:-1}
+timeout=${FUZZ_TIMEOUT:-25}
 mkdir -p "$out"
 summary="$out/summary.md"
 
@@ -42,7 +46,7 @@ fuzz_one() {
   rm -f "$dir"/crash-* "$dir"/timeout-* "$dir"/leak-* "$dir"/oom-* "$dir/summary-line"
   echo "fuzz.sh: $t for ${seconds}s"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "$BUILD_DIR/fuzz/$t" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 \
+    "$BUILD_DIR/fuzz/$t" -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$dir/" "$dir/corpus" "fuzz/corpus/$t" \
     > "$dir/log.txt" 2>&1 || rc=$?
   local execs rate last cov ft corp findings
