@@ -161,11 +161,15 @@ bool Spool::Recover(std::string* error) {
     uint64_t off = 0, seq = 0, prev = max_seq;
     std::string payload;
     for (;;) {
+      const uint64_t at = off;
       ReadResult r = ReadRecord(fd, size, &off, options_.max_record_bytes, &seq, &payload);
       if (r == ReadResult::kEnd) break;
-      // Records must go up: anything else is damage, like a torn write.
-      if (r == ReadResult::kCorrupt || (seg.records == 0 && seq < first) ||
-          (seg.records > 0 && seq <= prev)) {
+      // Records must go up: anything else is damage, like a torn write. A record out of order
+      // is cut with the rest (ReadRecord already stepped past it: it was kept and handed out).
+      const bool out_of_order = r == ReadResult::kOk && ((seg.records == 0 && seq < first) ||
+                                                         (seg.records > 0 && seq <= prev));
+      if (out_of_order) off = at;
+      if (r == ReadResult::kCorrupt || out_of_order) {
         stats_.truncated_bytes += size - off;
         if (ftruncate(fd, static_cast<off_t>(off)) != 0) {
           *error = Errno("spool: cannot truncate " + path);

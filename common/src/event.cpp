@@ -126,6 +126,9 @@ class FieldReader {
       return Fail("headers",
                   "headers has more than " + std::to_string(limits_.max_headers) + " entries");
     }
+    // A repeated "headers" key replaces the earlier object, as a repeated key does for every
+    // other field (appending let N copies carry N times max_headers entries).
+    e.headers.clear();
     e.headers.reserve(obj.size());
     for (auto [key, value] : obj) {
       if (key.empty() || key.size() > limits_.max_header_name_len) {

@@ -48,6 +48,7 @@
 #include "boing/http.h"
 #include "boing/log.h"
 #include "internal.h"
+#include "ws_options.h"
 
 namespace boing::http {
 namespace {
@@ -231,18 +232,13 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
       : core_(core),
         ws_(std::move(stream)),
         req_(std::move(req)),
+        rbuf_(internal::ServerWebSocketReadBuffer(core.opts)),
         gate_(ws_.get_executor(), Clock::time_point::max()) {}
 
   awaitable<void> Run(BeastRequest& upgrade, const WsHandler& handler) {
     const auto& o = core_.opts;
     beast::get_lowest_layer(ws_).expires_never();  // the websocket stream has its own timeouts
-    ws_.set_option(websocket::stream_base::timeout{o.read_timeout, o.idle_timeout, true});
-    ws_.read_message_max(o.max_ws_message_bytes);
-    websocket::permessage_deflate pmd;
-    pmd.server_enable = true;
-    ws_.set_option(pmd);
-    ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(bhttp::field::server, "boing"); }));
+    internal::ConfigureServerWebSocket(ws_, o);
     error_code ec;
     co_await ws_.async_accept(upgrade, redirect_error(use_awaitable, ec));
     if (ec) co_return;

@@ -283,6 +283,31 @@ TEST_F(SpoolTest, CorruptRecordEndsTheSegmentThere) {
   EXPECT_EQ(s->NextSeq(), 3u);
 }
 
+// fuzz_spool finding: an intact record whose seq does not go up (here record 2 copied over
+// record 3) was detected but the cut fell after it, so it stayed in the segment and was handed
+// out twice.
+TEST_F(SpoolTest, RecordOutOfSeqOrderIsCutWithTheRest) {
+  {
+    auto s = Open();
+    AppendN(*s, 3, 50);
+  }
+  std::vector<std::string> segs = Segments();
+  ASSERT_EQ(segs.size(), 1u);
+  {
+    int fd = open(segs[0].c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    char rec[66];
+    ASSERT_EQ(pread(fd, rec, sizeof rec, 66), 66);
+    ASSERT_EQ(pwrite(fd, rec, sizeof rec, 2 * 66), 66);
+    close(fd);
+  }
+  auto s = Open();
+  EXPECT_EQ(s->stats().truncated_bytes, 66u);
+  EXPECT_EQ(s->stats().pending, 2u);
+  EXPECT_EQ(Seqs(*s), Range(1, 2));
+  EXPECT_EQ(s->NextSeq(), 3u);
+}
+
 TEST_F(SpoolTest, RefusesRecordsLargerThanASegmentAndTooSmallBounds) {
   opts_.max_bytes = 8192;
   opts_.segment_bytes = 2048;

@@ -125,6 +125,25 @@ TEST(EventParse, EnforcesLimits) {
   EXPECT_EQ(err->field, "headers");
 }
 
+// fuzz_event_json finding: each repeated "headers" key appended its entries, so an event could
+// carry any number of headers past max_headers (and re-serialized into one the parser refused).
+TEST(EventParse, RepeatedHeadersKeyReplacesTheEarlierObject) {
+  EventLimits lim;
+  lim.max_headers = 2;
+  Event e;
+  auto err = ParseEvent(
+      R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4","status_code":200,)"
+      R"("latency_ms":1,"headers":{"a":"1","b":"2"},"headers":{"c":"3","d":"4"},)"
+      R"("headers":{"e":"5"}})",
+      lim, e);
+  ASSERT_FALSE(err) << err->message;
+  ASSERT_EQ(e.headers.size(), 1u);
+  EXPECT_EQ(e.headers[0].first, "e");
+  Event back;
+  EXPECT_FALSE(ParseEvent(EventToJson(e), lim, back));
+  EXPECT_EQ(back.headers, e.headers);
+}
+
 TEST(EventParse, RejectsDeepNesting) {
   std::string deep = R"({"timestamp":1,"method":"GET","endpoint":"/","client_ip":"1.2.3.4",)"
                      R"("status_code":200,"latency_ms":1,"x":)";

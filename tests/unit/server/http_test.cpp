@@ -275,6 +275,60 @@ TEST_F(HttpTest, WebSocketEchoAndAuthorizer) {
   EXPECT_EQ(wrong.rfind("HTTP/1.1 400", 0), 0u) << wrong;
 }
 
+// fuzz_ws_frames finding: a compressed frame declaring 2^62 bytes made Beast size the server's
+// read buffer from that length; std::bad_alloc escaped the I/O thread and the server died (any
+// client can open /ws/ingest). Now the read buffer is bounded by WS_MAX_MESSAGE_BYTES: that
+// connection fails, the server stays up.
+TEST_F(HttpTest, WebSocketCompressedFrameDeclaringAHugeLengthOnlyClosesItsConnection) {
+  ServerOptions o;
+  o.max_ws_message_bytes = 64 * 1024;
+  Start(o);
+  // Raw deflate (no zlib header), sync-flushed, without the 00 00 ff ff tail (RFC 7692).
+  std::string text(200000, 'a');
+  z_stream z{};
+  ASSERT_EQ(deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 9, Z_DEFAULT_STRATEGY),
+            Z_OK);
+  std::string deflated(deflateBound(&z, text.size()) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(text.data());
+  z.avail_in = static_cast<uInt>(text.size());
+  z.next_out = reinterpret_cast<Bytef*>(deflated.data());
+  z.avail_out = static_cast<uInt>(deflated.size());
+  ASSERT_EQ(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+  deflated.resize(z.total_out - 4);
+  deflateEnd(&z);
+
+  for (uint64_t declared : {uint64_t{1} << 62, uint64_t{3} << 30}) {
+    asio::io_context io;
+    beast::websocket::stream<tcp::socket> ws(io);
+    beast::websocket::permessage_deflate pmd;
+    pmd.client_enable = true;
+    ws.set_option(pmd);
+    ws.next_layer().connect({asio::ip::make_address("127.0.0.1"), port_});
+    beast::websocket::response_type res;
+    ws.handshake(res, "localhost", "/ws/echo?token=ok");
+    ASSERT_NE(res[bhttp::field::sec_websocket_extensions].find("permessage-deflate"),
+              beast::string_view::npos);
+    // FIN + RSV1 (compressed) + text; masked with a zero key; 64-bit length.
+    std::string frame = {'\xC1', '\xFF'};
+    for (int i = 7; i >= 0; --i) frame += static_cast<char>((declared >> (8 * i)) & 0xFF);
+    frame.append(4, '\0');
+    frame += deflated;
+    boost::system::error_code ec;
+    asio::write(ws.next_layer(), asio::buffer(frame), ec);
+    // The server fails this connection (a close frame, then EOF): read until it ends.
+    char buf[4096];
+    ws.next_layer().set_option(asio::socket_base::linger(true, 0));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!ec && std::chrono::steady_clock::now() < deadline) {
+      ws.next_layer().read_some(asio::buffer(buf), ec);
+    }
+    EXPECT_TRUE(ec) << "the connection stayed open";
+    // The server is still up.
+    auto r = Do(bhttp::verb::get, "/hello/alive");
+    EXPECT_EQ(r.result_int(), 200);
+  }
+}
+
 TEST_F(HttpTest, Tls) {
   auto dir = std::filesystem::temp_directory_path() / ("boing_tls_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
