@@ -46,6 +46,16 @@ if BACKEND not in ("sqlite", "mysql"):
     raise SystemExit(f"BOING_IT_BACKEND must be sqlite or mysql, not {BACKEND!r}")
 
 
+def wait_for(fn, timeout=15, interval=0.05):
+    """Calls fn until it returns something true or `timeout` seconds pass; returns its last value."""
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v or time.time() > deadline:
+            return v
+        time.sleep(interval)
+
+
 # --- MariaDB -----------------------------------------------------------------------------------
 
 def mysql_env():

@@ -23,21 +23,13 @@ import time
 import unittest
 import warnings
 
-from harness import BACKEND, ServerTestCase, event
+from harness import BACKEND, ServerTestCase, event, wait_for
 
 SMTP_USER = "boing-mailer"
 SMTP_PASSWORD = "smtp-pass-Xy7"
 WEBHOOK_SECRET = "whsec-test-9f2c"
 FAIL_FIRST = 2  # the webhook receiver answers 500 to the first attempts of every delivery
 
-
-def wait_for(fn, timeout=15, interval=0.05):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v or time.time() > deadline:
-            return v
-        time.sleep(interval)
 
 
 def free_port():

@@ -8,16 +8,8 @@ import tempfile
 import time
 import unittest
 
-from harness import BINARY, ServerTestCase, event
+from harness import BINARY, ServerTestCase, event, wait_for
 
-
-def wait_for(fn, timeout=15, interval=0.1):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v or time.time() > deadline:
-            return v
-        time.sleep(interval)
 
 
 class DetectionTest(ServerTestCase):

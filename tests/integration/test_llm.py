@@ -9,7 +9,7 @@ import re
 import time
 import unittest
 
-from harness import ServerTestCase, event
+from harness import ServerTestCase, event, wait_for
 from llm_standin import LlamaCppStandIn
 
 MAX_CONCURRENCY = 2
@@ -21,14 +21,6 @@ GREY_SQLI = "admin' or 1 -- {n}"
 CLEAR_BENIGN = "garden chairs {n}"
 CLEAR_ATTACK = "1' union select username, password from users-- {n}"
 
-
-def wait_for(fn, timeout=20, interval=0.05):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v or time.time() > deadline:
-            return v
-        time.sleep(interval)
 
 
 def metric(text, series):
@@ -121,7 +113,7 @@ class LlmTest(ServerTestCase):
                                 self.unique(CLEAR_ATTACK))
         before = self.answering.requests
         self.send([grey, benign, attack])
-        self.assertTrue(wait_for(lambda: self.llm_findings_for(grey)), "no llm finding")
+        self.assertTrue(wait_for(lambda: self.llm_findings_for(grey), 20), "no llm finding")
         time.sleep(0.5)
         self.assertEqual(self.answering.count(grey), 1)
         self.assertEqual(self.answering.count(benign), 0)
@@ -133,7 +125,7 @@ class LlmTest(ServerTestCase):
         self.configure(review_min_probability=0.9, review_max_probability=0.9)
         unconfirmed, attack2 = self.unique("admin' or 1 {n}"), self.unique(CLEAR_ATTACK)
         self.send([unconfirmed, attack2])
-        found = wait_for(lambda: self.llm_findings_for(unconfirmed))
+        found = wait_for(lambda: self.llm_findings_for(unconfirmed), 20)
         self.assertTrue(found, "no llm finding for the unconfirmed signature match")
         self.assertEqual(found[0]["evidence"]["reason"], "signature_unconfirmed")
         self.assertEqual(found[0]["evidence"]["signature"], "sqli")
@@ -147,7 +139,7 @@ class LlmTest(ServerTestCase):
                        review_max_probability=1)
         value = self.unique("name=' union select 1 -- {n}")
         self.send([value], ip="198.51.100.81")
-        found = wait_for(lambda: self.llm_findings_for(value))
+        found = wait_for(lambda: self.llm_findings_for(value), 20)
         self.assertTrue(found, "no llm finding")
         f = found[0]
         self.assertEqual(f["detector"], "llm")
@@ -176,7 +168,7 @@ class LlmTest(ServerTestCase):
         plain = self.unique("plain words {n}")
         self.send([plain])
         self.assertTrue(wait_for(lambda: self.m('boing_llm_verdicts_total{verdict="benign"}')
-                                 > benign_before))
+                                 > benign_before, 20))
         self.assertEqual(self.llm_findings_for(plain), [])
         self.assertEqual(self.answering.problems, [])
 
@@ -186,10 +178,10 @@ class LlmTest(ServerTestCase):
         value = self.unique("<img src=x onerror=alert({n})>")
         hits = self.m("boing_llm_cache_hits_total")
         self.send([value], ip="198.51.100.82")
-        self.assertTrue(wait_for(lambda: self.llm_findings_for(value)))
+        self.assertTrue(wait_for(lambda: self.llm_findings_for(value), 20))
         self.send([value], ip="198.51.100.83")
         found = wait_for(lambda: (lambda f: f if len(f) == 2 else None)(
-            self.llm_findings_for(value)))
+            self.llm_findings_for(value)), 20)
         self.assertTrue(found, "the second event got no llm finding")
         self.assertEqual(self.answering.count(value), 1, "the second value reached the model")
         self.assertEqual(sorted(f["evidence"]["cached"] for f in found), [False, True])
