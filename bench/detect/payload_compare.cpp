@@ -46,6 +46,7 @@
 #include "boing/csv.h"
 #include "boing/detect/classifier.h"
 #include "boing/detect/pipeline.h"
+#include "boing/url.h"
 
 // In C++ the library's C API (msc_*) and its types live in namespace modsecurity.
 using namespace modsecurity;  // NOLINT(google-build-using-namespace)
@@ -69,22 +70,6 @@ constexpr const char* kUserAgent =
 constexpr const char* kAccept = "text/html,application/xhtml+xml,*/*;q=0.8";
 constexpr const char* kClientIp = "198.51.100.7";
 constexpr const char* kFormType = "application/x-www-form-urlencoded";
-
-std::string PercentEncode(const std::string& v) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(v.size() * 3);
-  for (unsigned char c : v) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
 
 [[noreturn]] void Usage(const char* why) {
   std::fprintf(stderr,
@@ -155,7 +140,7 @@ std::vector<Sample> ReadSamples(const Options& o) {
     bool odd = data_row % 2 == 1;
     if ((o.rows == "odd" && !odd) || (o.rows == "even" && odd)) continue;
     std::string cls = row[2] == "path-traversal" ? "path_traversal" : row[2];
-    out.push_back({cls, row[0], PercentEncode(row[0])});
+    out.push_back({cls, row[0], boing::PercentEncode(row[0])});
   }
   if (!reader.error().empty()) {
     std::fprintf(stderr, "payload_compare: %s:%zu: %s\n", o.csv.c_str(), reader.line(),

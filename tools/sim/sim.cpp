@@ -7,6 +7,8 @@
 #include <queue>
 #include <stdexcept>
 
+#include "boing/url.h"
+
 namespace boing::sim {
 namespace {
 
@@ -44,21 +46,6 @@ constexpr std::array<const char*, 6> kXss = {"<script>alert(1)</script>",
 constexpr std::array<const char*, 5> kTraversal = {
     "../../../../etc/passwd", "..%2f..%2f..%2fetc%2fshadow", "....//....//etc/passwd",
     "..\\..\\..\\windows\\win.ini", "/var/www/../../etc/hosts"};
-
-std::string UrlEncode(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
 
 // A stable pseudo-identity (what an application's hashed credential looks like).
 std::string IdentityOfUser(uint64_t seed, size_t user) {
@@ -179,7 +166,7 @@ struct Simulator::Impl {
     Event e;
     if (r < 0.30) {
       e = Base(clock, "GET", "/api/products", 200);
-      e.query = "q=" + UrlEncode(kSearchTerms[Pick(kSearchTerms.size())]) +
+      e.query = "q=" + PercentEncode(kSearchTerms[Pick(kSearchTerms.size())]) +
                 "&page=" + std::to_string(1 + Pick(5));
     } else if (r < 0.55) {
       e = Base(clock, "GET", "/api/products/" + std::to_string(1000 + Pick(5000)), 200);
@@ -278,7 +265,7 @@ struct Simulator::Impl {
         Event e;
         if (name == "path_traversal") {
           e = Base(at + i * 3.0, "GET", "/api/files/download", 400);
-          e.query = "file=" + UrlEncode(v);
+          e.query = "file=" + PercentEncode(v);
         } else if (i % 3 == 2) {
           e = Base(at + i * 3.0, "POST", "/api/reviews", 400);
           // Keep the body valid JSON: escape quotes and backslashes of the probe.
@@ -292,7 +279,7 @@ struct Simulator::Impl {
           e.headers.emplace_back("content-type", "application/json");
         } else {
           e = Base(at + i * 3.0, "GET", "/api/products", 200);
-          e.query = "q=" + UrlEncode(v) + "&page=1";
+          e.query = "q=" + PercentEncode(v) + "&page=1";
         }
         e.client_ip = attacker;
         e.user_agent = "Mozilla/5.0 (compatible; probe)";
