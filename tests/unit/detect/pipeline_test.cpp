@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include "detector_settings.h"
+
 namespace boing::detect {
 namespace {
+
+using test_util::Cfg;
 
 Event Ev(double t, std::string endpoint = "/users/42", std::string ip = "198.51.100.7",
          int status = 200) {
@@ -36,16 +40,6 @@ const Finding* Get(const std::vector<Finding>& f, std::string_view detector) {
   for (const auto& x : f)
     if (x.detector == detector) return &x;
   return nullptr;
-}
-
-DetectorSettings Cfg(std::string id, nlohmann::json config, bool enabled = true,
-                     Severity sev = Severity::kMedium) {
-  DetectorSettings d;
-  d.id = std::move(id);
-  d.enabled = enabled;
-  d.severity = sev;
-  d.config = std::move(config);
-  return d;
 }
 
 TEST(Pipeline, BenignTrafficRaisesNothing) {
