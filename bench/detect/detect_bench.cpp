@@ -74,8 +74,9 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"events\":%zu,\"wall_seconds\":%.3f,\"cpu_seconds\":%.3f,\"events_per_wall_second\":%.0f,"
       "\"events_per_cpu_second\":%.0f,\"findings\":%zu,\"actors\":%zu,\"templates\":%zu,"
-      "\"geo\":%s,\"geo_lookups\":%llu}\n",
+      "\"geo\":%s,\"geo_lookups\":%llu,\"scan_memo_hits\":%llu}\n",
       n, secs, cpu, static_cast<double>(n) / secs, static_cast<double>(n) / cpu, findings, c.actors,
-      c.templates, geo ? "true" : "false", static_cast<unsigned long long>(c.geo_lookups));
+      c.templates, geo ? "true" : "false", static_cast<unsigned long long>(c.geo_lookups),
+      static_cast<unsigned long long>(c.scan_memo_hits));
   return 0;
 }

@@ -451,6 +451,7 @@ void DetectionWorker::Loop() {
     geo_identities = c.geo_identities;
     geo_lookups = c.geo_lookups;
     geo_unknown = c.geo_unknown;
+    scan_memo_hits = c.scan_memo_hits;
     evictions = c.evictions;
     model_save_failures = c.ml_save_failures;
     processed += handled;  // last: a batch counts once it is published and its findings stored

@@ -87,6 +87,7 @@ class DetectionWorker {
   std::atomic<uint64_t> processed{0}, dropped{0}, findings{0}, store_failures{0};
   std::atomic<uint64_t> actors{0}, templates{0}, evictions{0}, model_save_failures{0};
   std::atomic<uint64_t> geo_identities{0}, geo_lookups{0}, geo_unknown{0};
+  std::atomic<uint64_t> scan_memo_hits{0};  // content values whose earlier verdict was reused
 
  private:
   void Loop();

@@ -247,6 +247,10 @@ void App::RegisterOps(http::Router& r) {
           line("boing_geoip_lookups_total{outcome=\"found\"}",
                detection_->geo_lookups.load() - detection_->geo_unknown.load());
           line("boing_geoip_lookups_total{outcome=\"unknown\"}", detection_->geo_unknown.load());
+          metric("boing_detection_scan_memo_hits_total", "counter",
+                 "Content values (path, parameters, headers, body) whose verdict from an earlier "
+                 "identical value was reused instead of scanning again.");
+          line("boing_detection_scan_memo_hits_total", detection_->scan_memo_hits.load());
           metric("boing_detection_state_evictions_total", "counter",
                  "Detection state entries evicted to stay within bounds.");
           line("boing_detection_state_evictions_total", detection_->evictions.load());

@@ -511,18 +511,25 @@ bool IsTextType(std::string_view ct) {
          ct.find("x-www-form-urlencoded") != std::string_view::npos;
 }
 
+// ASCII only, without the locale lookups of std::tolower (the hot path calls these per event).
+char LowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+
 std::string Lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out) c = LowerAscii(c);
   return out;
+}
+
+// Lower(s) into `out`, reusing its storage.
+void AssignLower(std::string& out, std::string_view s) {
+  out.assign(s);
+  for (char& c : out) c = LowerAscii(c);
 }
 
 bool EqualsNoCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
+    if (LowerAscii(a[i]) != LowerAscii(b[i])) return false;
   }
   return true;
 }
@@ -574,7 +581,11 @@ constexpr std::string_view kStandardMethods[] = {"GET",   "HEAD",    "POST",  "P
 // --- the pipeline ------------------------------------------------------------------------------
 
 struct Pipeline::Impl {
-  explicit Impl(PipelineLimits l) : limits(l), apis(l.max_apis) {}
+  explicit Impl(PipelineLimits l) : limits(l), apis(l.max_apis) {
+    size_t n = 1;
+    while (n < limits.scan_memo_entries) n *= 2;
+    if (limits.scan_memo_entries > 0) memo.resize(n);
+  }
 
   PipelineLimits limits;
   Settings settings;
@@ -598,6 +609,8 @@ struct Pipeline::Impl {
 
   // Per-event scratch, reused.
   std::string tmpl, norm, scratch, content_type, ua, location;
+  std::string ip_actor, primary_actor, api_actor;  // of the event being processed
+  int64_t api_actor_of = 0;
   std::vector<ContentMatch> matches;
   struct ClassHit {
     const char* rule = nullptr;
@@ -675,7 +688,11 @@ struct Pipeline::Impl {
     const auto& c = settings.classifier;
     if (!c.enabled || !classifier || text.empty()) return;
     if (!c.headers && location.rfind("header:", 0) == 0) return;
-    PayloadPrediction p = classifier->Predict(text);
+    Consider(classifier->Predict(text), text, location);
+  }
+  // Keeps `p` when it is the event's most probable attack so far.
+  void Consider(const PayloadPrediction& p, std::string_view text, std::string_view location) {
+    const auto& c = settings.classifier;
     if (p.attack_probability >= c.threshold) ++chit.values;
     if (p.attack_probability <= chit.probability) return;
     chit.probability = p.attack_probability;
@@ -755,10 +772,98 @@ struct Pipeline::Impl {
     }
     Classify(text, location);
   }
+
+  // Verdicts on recently scanned raw values. Real traffic repeats most header and parameter
+  // values (user agents, locales, content types, common parameters) from request to request; a
+  // repeated value gets the stored normalisation, signature matches, tokenizer rules and
+  // classifier prediction instead of being scanned again. The stored verdict is the scan's result
+  // for that exact text (compared in full, not by hash), so findings are the same either way.
+  struct ScanMemo {
+    std::string raw, norm;
+    uint8_t kind = 0;  // kMemo*: where the value came from, which decides its normalisation
+    bool used = false;
+    std::vector<ContentMatch> matches;
+    const char* sqli = nullptr;  // tokenizer rules (values only; computed whatever the settings)
+    const char* xss = nullptr;
+    const PayloadClassifier* predicted_by = nullptr;  // the model `prediction` came from
+    PayloadPrediction prediction;
+  };
+  // Signatures only (paths, JSON keys; parameters with '+' as a space), or values for the
+  // tokenizers and the classifier as well (with '+' as a space in form and query values).
+  static constexpr uint8_t kMemoPlain = 1, kMemoPlainPlus = 2, kMemoValue = 3, kMemoFormValue = 4;
+  std::vector<ScanMemo> memo;
+
+  // The memo entry for `raw` scanned as `kind`, scanned now unless the entry already holds it;
+  // nullptr when the memo is off or the value too long for it.
+  ScanMemo* Memo(std::string_view raw, uint8_t kind) {
+    if (memo.empty() || raw.size() > limits.max_scan_memo_value) return nullptr;
+    ScanMemo& m = memo[(std::hash<std::string_view>{}(raw) ^ kind) & (memo.size() - 1)];
+    if (m.used && m.kind == kind && m.raw == raw) {
+      ++counters.scan_memo_hits;
+      return &m;
+    }
+    m.used = true;
+    m.raw.assign(raw);
+    m.kind = kind;
+    Normalize(raw, m.norm, kind == kMemoPlainPlus || kind == kMemoFormValue);
+    m.matches.clear();
+    signatures.Scan(m.norm, m.matches);
+    const bool value = kind == kMemoValue || kind == kMemoFormValue;
+    m.sqli = value ? SqliTokenizer(m.norm) : nullptr;
+    m.xss = value ? XssTokenizer(m.norm) : nullptr;
+    m.predicted_by = nullptr;
+    return &m;
+  }
+
+  void ScanRawTokenized(std::string_view raw, std::string_view location, bool plus_is_space) {
+    ScanMemo* m = Memo(raw, plus_is_space ? kMemoFormValue : kMemoValue);
+    if (!m) {
+      Normalize(raw, norm, plus_is_space);
+      ScanValue(norm, location, true);
+      return;
+    }
+    const std::string_view text = m->norm;
+    for (const auto& c : m->matches) Record(c.cls, c.rule, "signature", location, text, c.end);
+    if (m->sqli && settings.content[0].enabled && !hits[0].rule)
+      Record(AttackClass::kSqli, m->sqli, "tokenizer", location, text, text.size());
+    if (m->xss && settings.content[1].enabled && !hits[1].rule)
+      Record(AttackClass::kXss, m->xss, "tokenizer", location, text, text.size());
+    const auto& c = settings.classifier;
+    if (!c.enabled || !classifier || text.empty()) return;
+    if (!c.headers && location.rfind("header:", 0) == 0) return;
+    if (m->predicted_by != classifier.get()) {
+      m->prediction = classifier->Predict(text);
+      m->predicted_by = classifier.get();
+    }
+    Consider(m->prediction, text, location);
+  }
   void ScanRaw(std::string_view raw, std::string_view location, bool plus_is_space, bool tokenize) {
     if (raw.empty()) return;
+    if (tokenize) {
+      ScanRawTokenized(raw, location, plus_is_space);
+      return;
+    }
     Normalize(raw, norm, plus_is_space);
-    ScanValue(norm, location, tokenize);
+    ScanValue(norm, location, false);
+  }
+  // NoSQL operators in parameter names and JSON keys ("user[$ne]=1", {"$where": ...}): `text` is
+  // the whole parameter or the quoted key with its colon.
+  void ScanNames(std::string_view text, bool plus_is_space, std::string_view location) {
+    std::string_view normalized;
+    const std::vector<ContentMatch>* found = &matches;
+    if (const ScanMemo* m = Memo(text, plus_is_space ? kMemoPlainPlus : kMemoPlain)) {
+      normalized = m->norm;
+      found = &m->matches;
+    } else {
+      Normalize(text, norm, plus_is_space);
+      matches.clear();
+      signatures.Scan(norm, matches);
+      normalized = norm;
+    }
+    for (const auto& m : *found) {
+      if (m.cls == AttackClass::kNosqli)
+        Record(m.cls, m.rule, "signature", location, normalized, m.end);
+    }
   }
   // name=value&name=value: each parameter separately, so separators never join two values.
   void ScanParams(std::string_view q, std::string_view location) {
@@ -771,13 +876,7 @@ struct Pipeline::Impl {
         size_t eq = param.find('=');
         std::string_view value = eq == std::string_view::npos ? param : param.substr(eq + 1);
         // The whole parameter for signatures on names ("user[$ne]=1"); the value for the rest.
-        Normalize(param, norm, true);
-        matches.clear();
-        signatures.Scan(norm, matches);
-        for (const auto& m : matches) {
-          if (m.cls == AttackClass::kNosqli)
-            Record(m.cls, m.rule, "signature", location, norm, m.end);
-        }
+        ScanNames(param, true, location);
         ScanRaw(value, location, true, true);
       }
       i = amp + 1;
@@ -793,13 +892,7 @@ struct Pipeline::Impl {
         scratch.assign("\"");
         scratch.append(field.key);
         scratch.append("\":");
-        Normalize(scratch, norm, false);
-        matches.clear();
-        signatures.Scan(norm, matches);
-        for (const auto& m : matches) {
-          if (m.cls == AttackClass::kNosqli)
-            Record(m.cls, m.rule, "signature", "body", norm, m.end);
-        }
+        ScanNames(scratch, false, "body");
         WalkJson(field.value, depth + 1);
       }
     } else if (el.get(arr) == simdjson::SUCCESS) {
@@ -980,13 +1073,12 @@ struct Pipeline::Impl {
     }
     return j;
   }
-  void GeoStage(const Event& e, ApiState& api, const std::string& actor,
+  void GeoStage(const Event& e, ApiState& api, const std::string& actor, uint64_t id_key,
                 std::vector<Finding>& out) {
     const auto& nc = settings.geo_country;
     const auto& tc = settings.travel;
     if ((!nc.enabled && !tc.enabled) || !geoip || e.identity.empty()) return;
     const double t = e.timestamp;
-    const uint64_t id_key = Hash64(e.identity, 30);
     GeoState& g = api.geo.Get(id_key);
     GeoLocation fresh;
     const bool same_ip = g.last_t >= 0 && g.last_ip == e.client_ip;
@@ -1298,10 +1390,18 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
   uint64_t ids_hash = 0;
   int folded = TemplateOf(e.endpoint, tmpl, &ids_hash);
   const double t = e.timestamp;
-  const std::string ip_actor = "ip:" + e.client_ip;
+  // The actors' names, built in storage kept from event to event.
+  ip_actor.assign("ip:").append(e.client_ip);
   const std::string& primary_actor_text = e.identity.empty() ? e.client_ip : e.identity;
-  const std::string primary_actor = e.identity.empty() ? ip_actor : "id:" + e.identity;
-  const std::string api_actor = "api:" + std::to_string(e.api_id);
+  if (e.identity.empty()) {
+    primary_actor.assign(ip_actor);
+  } else {
+    primary_actor.assign("id:").append(e.identity);
+  }
+  if (api_actor_of != e.api_id || api_actor.empty()) {
+    api_actor = "api:" + std::to_string(e.api_id);
+    api_actor_of = e.api_id;
+  }
 
   // Lists: a whitelisted caller raises nothing and leaves no state.
   bool blacklisted = false;
@@ -1327,12 +1427,83 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
   api.actors.Prefetch(ip_key);  // overlaps the cache misses of the lookups below
   if (!e.identity.empty()) api.actors.Prefetch(id_key);
   api.templates.Prefetch(tmpl_key);
+  // The enumeration and geographic tables' keys, computed once here and prefetched as well.
+  const uint64_t enum_key = folded > 0 ? Hash64(primary_actor_text, tmpl_key) : 0;
+  if (folded > 0 && settings.enumeration.enabled) api.enum_keys.Prefetch(enum_key);
+  const uint64_t geo_key = e.identity.empty() ? 0 : Hash64(e.identity, 30);
+  if (geoip && !e.identity.empty()) api.geo.Prefetch(geo_key);
   content_type.clear();
-  ua = Lower(e.user_agent);
+  AssignLower(ua, e.user_agent);
   for (const auto& [k, v] : e.headers) {
-    if (EqualsNoCase(k, "content-type")) content_type = Lower(v);
-    if (ua.empty() && EqualsNoCase(k, "user-agent")) ua = Lower(v);
+    if (EqualsNoCase(k, "content-type")) AssignLower(content_type, v);
+    if (ua.empty() && EqualsNoCase(k, "user-agent")) AssignLower(ua, v);
   }
+
+  // Content is scanned first, while the state tables' entries prefetched above arrive; its
+  // findings are emitted after the rate limits', in the stages' order.
+  const bool scan_content = AnyContentEnabled() || (settings.classifier.enabled && classifier);
+  if (scan_content) {
+    ClearHits();
+    std::string_view ep = e.endpoint;
+    size_t qpos = ep.find('?');
+    std::string_view path = ep.substr(0, qpos);
+    std::string_view normalized_path;
+    if (const ScanMemo* m = Memo(path, kMemoPlain)) {
+      normalized_path = m->norm;
+      for (const auto& c : m->matches)
+        Record(c.cls, c.rule, "signature", "path", normalized_path, c.end);
+    } else {
+      Normalize(path, norm, false);
+      ScanValue(norm, "path", false);
+      normalized_path = norm;
+    }
+    // Path segments that carry SQL or markup characters are values too ("/items/1' or '1'='1").
+    {
+      size_t i = 0;
+      while (i < normalized_path.size()) {
+        size_t s = normalized_path.find('/', i);
+        if (s == std::string::npos) s = normalized_path.size();
+        std::string_view seg = normalized_path.substr(i, s - i);
+        if (seg.find_first_of("'\"<>();=` ") != std::string_view::npos) {
+          if (settings.content[0].enabled && !hits[0].rule) {
+            if (const char* r = SqliTokenizer(seg))
+              Record(AttackClass::kSqli, r, "tokenizer", "path", seg, seg.size());
+          }
+          if (settings.content[1].enabled && !hits[1].rule) {
+            if (const char* r = XssTokenizer(seg))
+              Record(AttackClass::kXss, r, "tokenizer", "path", seg, seg.size());
+          }
+        }
+        i = s + 1;
+      }
+    }
+    if (qpos != std::string_view::npos) ScanParams(ep.substr(qpos + 1), "query");
+    if (!e.query.empty()) ScanParams(e.query, "query");
+    bool any_headers = false;
+    for (const auto& c : settings.content) any_headers |= c.enabled && c.headers;
+    if (any_headers) {
+      for (const auto& [k, v] : e.headers) {
+        if (SkipHeader(k)) continue;
+        location.assign("header:");
+        for (char ch : k) location += LowerAscii(ch);
+        ScanRaw(v, location, false, true);
+      }
+      if (!e.user_agent.empty()) ScanRaw(e.user_agent, "header:user-agent", false, true);
+    }
+    ScanBody(e);
+    for (int k = 0; k < kAttackClasses; ++k) {
+      auto& h = hits[static_cast<size_t>(k)];
+      if (h.rule && h.location.rfind("header:", 0) == 0 &&
+          !settings.content[static_cast<size_t>(k)].headers) {
+        h.rule = nullptr;
+      }
+    }
+  }
+  // The entries themselves, now that their index slots are in cache: the misses overlap.
+  api.actors.PrefetchEntry(ip_key);
+  if (!e.identity.empty()) api.actors.PrefetchEntry(id_key);
+  if (folded > 0 && settings.enumeration.enabled) api.enum_keys.PrefetchEntry(enum_key);
+  if (geoip && !e.identity.empty()) api.geo.PrefetchEntry(geo_key);
 
   // --- rules ---
   if (blacklisted && settings.blacklist.enabled) {
@@ -1365,8 +1536,8 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
         uint64_t key;
       } checks[] = {{ip_m, c.per_minute, "actor", "minute", &ip_actor, ip_key},
                     {ip_h, c.per_hour, "actor", "hour", &ip_actor, ip_key},
-                    {id_m, c.per_minute, "actor", "minute", &primary_actor, Hash64(e.identity, 3)},
-                    {id_h, c.per_hour, "actor", "hour", &primary_actor, Hash64(e.identity, 3)},
+                    {id_m, c.per_minute, "actor", "minute", &primary_actor, id_key},
+                    {id_h, c.per_hour, "actor", "hour", &primary_actor, id_key},
                     {ep_m, c.endpoint_per_minute, "endpoint", "minute", &api_actor, tmpl_key},
                     {ep_h, c.endpoint_per_hour, "endpoint", "hour", &api_actor, tmpl_key}};
       for (const auto& ch : checks) {
@@ -1388,56 +1559,7 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
     }
   }
 
-  if (AnyContentEnabled() || (settings.classifier.enabled && classifier)) {
-    ClearHits();
-    std::string_view ep = e.endpoint;
-    size_t qpos = ep.find('?');
-    std::string_view path = ep.substr(0, qpos);
-    Normalize(path, norm, false);
-    ScanValue(norm, "path", false);
-    // Path segments that carry SQL or markup characters are values too ("/items/1' or '1'='1").
-    {
-      std::string normalized_path = norm;
-      size_t i = 0;
-      while (i < normalized_path.size()) {
-        size_t s = normalized_path.find('/', i);
-        if (s == std::string::npos) s = normalized_path.size();
-        std::string_view seg(normalized_path.data() + i, s - i);
-        if (seg.find_first_of("'\"<>();=` ") != std::string_view::npos) {
-          if (settings.content[0].enabled && !hits[0].rule) {
-            if (const char* r = SqliTokenizer(seg))
-              Record(AttackClass::kSqli, r, "tokenizer", "path", seg, seg.size());
-          }
-          if (settings.content[1].enabled && !hits[1].rule) {
-            if (const char* r = XssTokenizer(seg))
-              Record(AttackClass::kXss, r, "tokenizer", "path", seg, seg.size());
-          }
-        }
-        i = s + 1;
-      }
-    }
-    if (qpos != std::string_view::npos) ScanParams(ep.substr(qpos + 1), "query");
-    if (!e.query.empty()) ScanParams(e.query, "query");
-    bool any_headers = false;
-    for (const auto& c : settings.content) any_headers |= c.enabled && c.headers;
-    if (any_headers) {
-      for (const auto& [k, v] : e.headers) {
-        if (SkipHeader(k)) continue;
-        location.assign("header:");
-        for (char ch : k)
-          location += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        ScanRaw(v, location, false, true);
-      }
-      if (!e.user_agent.empty()) ScanRaw(e.user_agent, "header:user-agent", false, true);
-    }
-    ScanBody(e);
-    for (int k = 0; k < kAttackClasses; ++k) {
-      auto& h = hits[static_cast<size_t>(k)];
-      if (h.rule && h.location.rfind("header:", 0) == 0 &&
-          !settings.content[static_cast<size_t>(k)].headers) {
-        h.rule = nullptr;
-      }
-    }
+  if (scan_content) {
     EmitContent(&e, out);
     SelectReview(e);
   }
@@ -1536,7 +1658,7 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
     if (c.enabled) {
       bool fired = false;
       if (folded > 0) {
-        uint64_t key = Hash64(primary_actor_text, tmpl_key);
+        const uint64_t key = enum_key;
         EnumState& st = api.enum_keys.Get(key);
         if (st.window.Roll(t, c.window)) st.ids.Clear();
         st.ids.Add(ids_hash);
@@ -1680,7 +1802,7 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
   }
 
   SpikeStage(e, api, api_actor, out);
-  GeoStage(e, api, primary_actor, out);
+  GeoStage(e, api, primary_actor, geo_key, out);
 
   MlStage(e, api, primary, primary_actor, tmpl_key, ts, out.size() > first, out);
 

@@ -174,27 +174,31 @@ void EntityDecode(std::string_view in, std::string& out) {
 // Folds over-long 2-byte UTF-8 (C0/C1 xx) and full-width forms to ASCII, control whitespace to a
 // space, and lower-cases ASCII.
 void FoldAndLower(std::string_view in, std::string& out) {
-  out.clear();
+  out.resize(in.size());  // folding never lengthens the text
+  char* w = out.data();
   for (size_t i = 0; i < in.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(in[i]);
-    if ((c == 0xC0 || c == 0xC1) && i + 1 < in.size() &&
-        (static_cast<unsigned char>(in[i + 1]) & 0xC0) == 0x80) {
-      c = static_cast<unsigned char>(((c & 0x1F) << 6) |
-                                     (static_cast<unsigned char>(in[i + 1]) & 0x3F));
-      ++i;
-    } else if (c == 0xEF && i + 2 < in.size()) {
-      unsigned char b1 = static_cast<unsigned char>(in[i + 1]);
-      unsigned char b2 = static_cast<unsigned char>(in[i + 2]);
-      uint32_t cp = ((c & 0x0Fu) << 12) | ((b1 & 0x3Fu) << 6) | (b2 & 0x3Fu);
-      if ((b1 & 0xC0) == 0x80 && (b2 & 0xC0) == 0x80 && cp >= 0xFF01 && cp <= 0xFF5E) {
-        c = static_cast<unsigned char>(cp - 0xFF01 + 0x21);
-        i += 2;
+    if (c >= 0xC0) {
+      if ((c == 0xC0 || c == 0xC1) && i + 1 < in.size() &&
+          (static_cast<unsigned char>(in[i + 1]) & 0xC0) == 0x80) {
+        c = static_cast<unsigned char>(((c & 0x1F) << 6) |
+                                       (static_cast<unsigned char>(in[i + 1]) & 0x3F));
+        ++i;
+      } else if (c == 0xEF && i + 2 < in.size()) {
+        unsigned char b1 = static_cast<unsigned char>(in[i + 1]);
+        unsigned char b2 = static_cast<unsigned char>(in[i + 2]);
+        uint32_t cp = ((c & 0x0Fu) << 12) | ((b1 & 0x3Fu) << 6) | (b2 & 0x3Fu);
+        if ((b1 & 0xC0) == 0x80 && (b2 & 0xC0) == 0x80 && cp >= 0xFF01 && cp <= 0xFF5E) {
+          c = static_cast<unsigned char>(cp - 0xFF01 + 0x21);
+          i += 2;
+        }
       }
     }
     if (c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') c = ' ';
     if (c >= 'A' && c <= 'Z') c = static_cast<unsigned char>(c + 32);
-    out += static_cast<char>(c);
+    *w++ = static_cast<char>(c);
   }
+  out.resize(static_cast<size_t>(w - out.data()));
 }
 
 }  // namespace

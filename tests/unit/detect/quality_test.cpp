@@ -14,6 +14,7 @@
 #include "boing/csv.h"
 #include "boing/detect/classifier.h"
 #include "boing/detect/pipeline.h"
+#include "boing/url.h"
 
 namespace boing::detect {
 namespace {
@@ -155,6 +156,65 @@ TEST(PayloadQuality, ClassifierOnHeldOutRows) {
   EXPECT_GE(rate("sqli", &Counts::combined), 0.99);
   EXPECT_GE(rate("xss", &Counts::combined), 0.97);
   EXPECT_LE(rate("norm", &Counts::combined), 0.001);
+}
+
+// The scan memo (PipelineLimits::scan_memo_entries) reuses the verdict on a value seen before; it
+// must never change a finding. Every dataset value, attack or benign, in the path, the query, a
+// header and a JSON body, each event sent twice, through the payload classifier too: the findings
+// with the memo, with a two-entry memo (constant collisions and replacements) and without it are
+// the same, field by field.
+TEST(PayloadQuality, ScanMemoNeverChangesAFinding) {
+  std::string error;
+  std::shared_ptr<const PayloadClassifier> model =
+      PayloadClassifier::Load(BOING_PAYLOAD_MODEL, &error);
+  ASSERT_TRUE(model) << error;
+  auto rows = ReadCsv(BOING_HTTP_PARAMS_CSV);
+  ASSERT_GT(rows.size(), 20000u);
+  PipelineLimits off, tiny;
+  off.scan_memo_entries = 0;
+  tiny.scan_memo_entries = 2;
+  Pipeline with_memo, with_tiny(tiny), without(off);
+  for (Pipeline* p : {&with_memo, &with_tiny, &without}) p->SetPayloadClassifier(model);
+  auto dump = [](const std::vector<Finding>& f) {
+    std::string s;
+    for (const auto& x : f) {
+      s += x.detector + "|" + std::to_string(static_cast<int>(x.severity)) + "|" +
+           std::to_string(x.score) + "|" + x.actor + "|" + x.message + "|" + x.evidence.dump() +
+           "\n";
+    }
+    return s;
+  };
+  size_t events = 0, with_findings = 0;
+  for (size_t i = 1; i < rows.size(); i += 3) {
+    const std::string& v = rows[i][0];
+    for (int repeat = 0; repeat < 2; ++repeat) {
+      Event e;
+      e.api_id = 1;
+      e.timestamp = 1000 + static_cast<double>(events) * 0.01;
+      e.method = "POST";
+      e.client_ip = "198.51.100." + std::to_string(events % 200);
+      e.endpoint = "/items/" + PercentEncode(v.substr(0, 40)) + "?q=" + PercentEncode(v) +
+                   "&page=" + std::to_string(repeat);
+      e.status_code = 200;
+      e.latency_ms = 20;
+      e.user_agent = "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0";
+      e.headers = {{"Content-Type", "application/json"}, {"X-Search", v}};
+      e.payload = nlohmann::json({{"comment", v}, {"n", repeat}}).dump();
+      std::vector<Finding> a, b, c;
+      with_memo.Process(e, a);
+      with_tiny.Process(e, b);
+      without.Process(e, c);
+      ASSERT_EQ(dump(a), dump(c)) << "value: " << v;
+      ASSERT_EQ(dump(b), dump(c)) << "value: " << v;
+      ++events;
+      with_findings += !c.empty();
+    }
+  }
+  EXPECT_GT(with_findings, events / 4) << "too few attacks to compare";
+  EXPECT_GT(with_memo.Counters().scan_memo_hits, events);
+  EXPECT_EQ(without.Counters().scan_memo_hits, 0u);
+  std::printf("scan memo: %zu events (%zu with findings), %llu values reused\n", events,
+              with_findings, static_cast<unsigned long long>(with_memo.Counters().scan_memo_hits));
 }
 
 }  // namespace

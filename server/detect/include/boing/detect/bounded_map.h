@@ -75,6 +75,17 @@ class BoundedMap {
     if (!slots_.empty()) __builtin_prefetch(&slots_[Mix(key) & (slots_.size() - 1)]);
   }
 
+  // Once the index slot is in cache (some time after Prefetch()): starts loading the entry of
+  // `key` and its reference bit, when `key` sits in its home slot (nearly always, half full).
+  void PrefetchEntry(const K& key) const {
+    if (slots_.empty()) return;
+    const uint64_t h = Mix(key);
+    const Slot& s = slots_[h & (slots_.size() - 1)];
+    if (s.node == kEmpty || s.tag != static_cast<uint32_t>(h)) return;
+    __builtin_prefetch(&nodes_[s.node]);
+    __builtin_prefetch(&refs_[s.node]);
+  }
+
   // Every entry, in no particular order.
   template <class F>
   void ForEach(F f) const {

@@ -63,6 +63,11 @@ struct PipelineLimits {
   size_t max_templates_per_api = 5000;
   size_t max_enum_keys_per_api = 100000;
   size_t max_geo_identities_per_api = 100000;  // geo_new_country / impossible_travel state
+  // Verdicts on recently scanned values (header, parameter and body values), reused when the
+  // same text comes again: entries (rounded up to a power of two; 0 turns it off) and the longest
+  // value stored.
+  size_t scan_memo_entries = 4096;
+  size_t max_scan_memo_value = 512;
 };
 
 struct PipelineCounters {
@@ -72,6 +77,7 @@ struct PipelineCounters {
   size_t actors = 0, templates = 0;           // live entries over all APIs
   size_t geo_identities = 0;                  // identities with geographic state
   uint64_t geo_lookups = 0, geo_unknown = 0;  // database lookups; of them, addresses it lacks
+  uint64_t scan_memo_hits = 0;                // values whose verdict was reused
 };
 
 // A payload the `llm` stage should look at, chosen by the pipeline from the last event processed
