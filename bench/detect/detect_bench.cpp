@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
     Event& e = pool[i % pool.size()];
     e.timestamp = base[i % pool.size()] + span * static_cast<double>(i / pool.size());
     out.clear();
+    p.Prefetch(pool[(i + 1) % pool.size()]);  // as the server's detection worker does
     p.Process(e, out);
     findings += out.size();
   }

@@ -422,7 +422,9 @@ void DetectionWorker::Loop() {
       late_.clear();
     }
     detect::PayloadReview review;
-    for (const auto& e : batch) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const Event& e = batch[i];
+      if (i + 1 < batch.size()) pipeline_.Prefetch(batch[i + 1]);
       pipeline_.Process(e, found);
       if (pipeline_.TakeReview(&review)) llm_.Review(std::move(review), found);
     }

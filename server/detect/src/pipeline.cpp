@@ -580,6 +580,9 @@ constexpr std::string_view kStandardMethods[] = {"GET",   "HEAD",    "POST",  "P
 
 // --- the pipeline ------------------------------------------------------------------------------
 
+// Hash seeds of the state tables' keys.
+constexpr uint64_t kIpSeed = 1, kIdentitySeed = 3, kGeoSeed = 30;
+
 struct Pipeline::Impl {
   explicit Impl(PipelineLimits l) : limits(l), apis(l.max_apis) {
     size_t n = 1;
@@ -609,6 +612,17 @@ struct Pipeline::Impl {
 
   // Per-event scratch, reused.
   std::string tmpl, norm, scratch, content_type, ua, location;
+  // LooksAutomated() of recent user agents (a handful of them make most of the traffic).
+  std::array<std::pair<std::string, bool>, 64> automated_memo;
+  bool Automated(std::string_view user_agent) {
+    auto& [seen, automated] = automated_memo[std::hash<std::string_view>{}(user_agent)&63];
+    if (seen.size() != user_agent.size() + 1 || std::string_view(seen).substr(1) != user_agent) {
+      seen.assign("=").append(user_agent);  // the prefix tells an empty agent from a free slot
+      AssignLower(ua, user_agent);
+      automated = LooksAutomated(ua);
+    }
+    return automated;
+  }
   std::string ip_actor, primary_actor, api_actor;  // of the event being processed
   int64_t api_actor_of = 0;
   std::vector<ContentMatch> matches;
@@ -1421,22 +1435,26 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
   }
 
   ApiState& api = StateOf(e.api_id);
-  const uint64_t ip_key = Hash64(e.client_ip, 1);
+  const uint64_t ip_key = Hash64(e.client_ip, kIpSeed);
   const uint64_t tmpl_key = Hash64(tmpl, 2);
-  const uint64_t id_key = e.identity.empty() ? 0 : Hash64(e.identity, 3);
+  const uint64_t id_key = e.identity.empty() ? 0 : Hash64(e.identity, kIdentitySeed);
   api.actors.Prefetch(ip_key);  // overlaps the cache misses of the lookups below
   if (!e.identity.empty()) api.actors.Prefetch(id_key);
   api.templates.Prefetch(tmpl_key);
   // The enumeration and geographic tables' keys, computed once here and prefetched as well.
   const uint64_t enum_key = folded > 0 ? Hash64(primary_actor_text, tmpl_key) : 0;
   if (folded > 0 && settings.enumeration.enabled) api.enum_keys.Prefetch(enum_key);
-  const uint64_t geo_key = e.identity.empty() ? 0 : Hash64(e.identity, 30);
+  const uint64_t geo_key = e.identity.empty() ? 0 : Hash64(e.identity, kGeoSeed);
   if (geoip && !e.identity.empty()) api.geo.Prefetch(geo_key);
+  // With a Prefetch() hint the slots are in cache already: the entries load during the scan.
+  api.actors.PrefetchEntry(ip_key);
+  if (!e.identity.empty()) api.actors.PrefetchEntry(id_key);
+  if (geoip && !e.identity.empty()) api.geo.PrefetchEntry(geo_key);
   content_type.clear();
-  AssignLower(ua, e.user_agent);
+  std::string_view user_agent = e.user_agent;
   for (const auto& [k, v] : e.headers) {
     if (EqualsNoCase(k, "content-type")) AssignLower(content_type, v);
-    if (ua.empty() && EqualsNoCase(k, "user-agent")) AssignLower(ua, v);
+    if (user_agent.empty() && EqualsNoCase(k, "user-agent")) user_agent = v;
   }
 
   // Content is scanned first, while the state tables' entries prefetched above arrive; its
@@ -1499,11 +1517,7 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
       }
     }
   }
-  // The entries themselves, now that their index slots are in cache: the misses overlap.
-  api.actors.PrefetchEntry(ip_key);
-  if (!e.identity.empty()) api.actors.PrefetchEntry(id_key);
   if (folded > 0 && settings.enumeration.enabled) api.enum_keys.PrefetchEntry(enum_key);
-  if (geoip && !e.identity.empty()) api.geo.PrefetchEntry(geo_key);
 
   // --- rules ---
   if (blacklisted && settings.blacklist.enabled) {
@@ -1699,7 +1713,7 @@ void Pipeline::Impl::Process(const Event& e, std::vector<Finding>& out) {
       primary.scrape_paths.Add(Hash64(e.endpoint, 17));
     }
     const uint32_t n = primary.scrape.count;
-    bool bot = LooksAutomated(ua);
+    bool bot = Automated(user_agent);
     bool volume = n >= c.min_requests;
     bool bot_volume = bot && n >= c.bot_min_requests;
     if (volume || bot_volume) {
@@ -1846,6 +1860,16 @@ void Pipeline::SetModelDir(std::string dir) {
 }
 
 void Pipeline::Process(const Event& e, std::vector<Finding>& out) { impl_->Process(e, out); }
+
+void Pipeline::Prefetch(const Event& e) const {
+  const Impl& m = *impl_;
+  const std::unique_ptr<ApiState>* api = m.apis.Peek(e.api_id);
+  if (!api || !*api) return;
+  (*api)->actors.Prefetch(Hash64(e.client_ip, kIpSeed));
+  if (e.identity.empty()) return;
+  (*api)->actors.Prefetch(Hash64(e.identity, kIdentitySeed));
+  if (m.geoip) (*api)->geo.Prefetch(Hash64(e.identity, kGeoSeed));
+}
 
 void Pipeline::ProcessValue(std::string_view value, std::vector<Finding>& out) {
   Impl& m = *impl_;

@@ -4,12 +4,14 @@
 // instead of growing the process); evictions are counted so they can be reported.
 //
 // Layout, chosen for the pipeline's hot path (one or two lookups per event in tables of 100,000
-// actors): entries live in a deque that only grows up to the capacity (their addresses never
-// change) and an open-addressing index (linear probing, at most half full) maps a key to its
-// entry. A hit sets the entry's reference bit: one byte written, where a linked LRU list moved
-// three nodes. When the table is full, a clock hand sweeps the entries, clearing reference bits,
-// and reuses the first entry whose bit was already clear; an entry inserted and never seen again
-// goes first, so a flood of one-off keys displaces little of the returning traffic.
+// actors): entries live in chunks of 256 that only grow up to the capacity (their addresses never
+// change, and the table of chunks stays small enough to be in cache, where a deque of large
+// entries needs one pointer per two entries) and an open-addressing index (linear probing, at most
+// half full) maps a key to its entry. A hit sets the entry's reference bit: one byte written, where
+// a linked LRU list moved three nodes. When the table is full, a clock hand sweeps the entries,
+// clearing reference bits, and reuses the first entry whose bit was already clear; an entry
+// inserted and never seen again goes first, so a flood of one-off keys displaces little of the
+// returning traffic.
 //
 // A reference returned by Get() stays valid until the entry is evicted; the entry returned by the
 // latest Get() is never the one evicted by the next, so two entries can be held at once.
@@ -17,8 +19,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -63,6 +65,13 @@ class BoundedMap {
     return nodes_[n].second;
   }
 
+  // The value for `key` or nullptr, without marking it used.
+  const V* Peek(const K& key) const {
+    size_t slot = 0;
+    uint32_t n = Lookup(key, Mix(key), &slot);
+    return n == kEmpty ? nullptr : &nodes_[n].second;
+  }
+
   V* Find(const K& key) {
     size_t slot = 0;
     uint32_t n = Lookup(key, Mix(key), &slot);
@@ -89,7 +98,7 @@ class BoundedMap {
   // Every entry, in no particular order.
   template <class F>
   void ForEach(F f) const {
-    for (const auto& [k, v] : nodes_) f(k, v);
+    for (size_t n = 0; n < nodes_.size(); ++n) f(nodes_[n].first, nodes_[n].second);
   }
 
   size_t size() const { return nodes_.size(); }
@@ -98,6 +107,24 @@ class BoundedMap {
 
  private:
   static constexpr uint32_t kEmpty = UINT32_MAX;
+
+  // Entries by number, in chunks allocated as the table grows.
+  class Nodes {
+   public:
+    std::pair<K, V>& operator[](size_t n) { return chunks_[n >> kShift][n & kMask]; }
+    const std::pair<K, V>& operator[](size_t n) const { return chunks_[n >> kShift][n & kMask]; }
+    size_t size() const { return size_; }
+    void emplace_back(const K& key, V&& value) {
+      if ((size_ & kMask) == 0) chunks_.push_back(std::make_unique<std::pair<K, V>[]>(kMask + 1));
+      (*this)[size_] = {key, std::move(value)};
+      ++size_;
+    }
+
+   private:
+    static constexpr size_t kShift = 8, kMask = (size_t{1} << kShift) - 1;
+    std::vector<std::unique_ptr<std::pair<K, V>[]>> chunks_;
+    size_t size_ = 0;
+  };
   struct Slot {
     uint32_t tag = 0;  // low 32 bits of the key's hash: the home slot and a cheap pre-check
     uint32_t node = kEmpty;
@@ -175,9 +202,9 @@ class BoundedMap {
 
   size_t capacity_;
   uint64_t evictions_ = 0;
-  std::deque<std::pair<K, V>> nodes_;  // never shrinks; evicted entries are reused in place
-  std::vector<uint8_t> refs_;          // reference bits, one per entry
-  std::vector<Slot> slots_;            // power of two, at most half full
+  Nodes nodes_;                // never shrinks; evicted entries are reused in place
+  std::vector<uint8_t> refs_;  // reference bits, one per entry
+  std::vector<Slot> slots_;    // power of two, at most half full
   uint32_t hand_ = 0;
   uint32_t last_ = kEmpty;  // the entry the latest Get() returned: never the next victim
 };

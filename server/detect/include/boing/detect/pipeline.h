@@ -122,6 +122,10 @@ class Pipeline {
 
   // Appends the findings of one event (at most one per detector).
   void Process(const Event& e, std::vector<Finding>& out);
+  // A hint, no effect on findings: `e` will be processed soon (a batch's next event, called
+  // before processing the current one). Starts loading its caller's state from memory, so that
+  // the tables' cache misses overlap the current event's work.
+  void Prefetch(const Event& e) const;
   // Runs the content detectors on one raw parameter value (analyze --values).
   void ProcessValue(std::string_view value, std::vector<Finding>& out);
   // The value of the last event given to Process() that the `llm` stage should review (moved
