@@ -29,7 +29,8 @@ void Normalize(std::string_view in, std::string& out, bool plus_is_space);
 // True when `s` is valid UTF-8 (no over-long forms, no surrogates, at most U+10FFFF).
 using boing::ValidUtf8;
 
-// 64-bit FNV-1a, mixed with `seed`; keys of the bounded state tables.
+// A 64-bit hash of `s` under `seed` (in memory only, never stored); keys of the bounded state
+// tables.
 uint64_t Hash64(std::string_view s, uint64_t seed = 0);
 
 }  // namespace boing::detect
