@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # AddressSanitizer + UndefinedBehaviorSanitizer under the Python integration suites: builds
-# boing-server, boing-sim and boing-agent into build-asan/ (-DBOING_SANITIZE=ON, the same build
+# boing-server (with its payload model), boing-sim and boing-agent into build-asan/ (-DBOING_SANITIZE=ON, the same build
 # dir as scripts/test.sh's unit sanitizer tier) and runs every SQLite integration module
 # (tests/integration/test_<module>.py) against those binaries. Sanitizer reports go to
 # build-asan/asan-reports/<module>.<pid> (ASAN_OPTIONS/UBSAN_OPTIONS log_path; the harness passes
@@ -13,8 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 
-MODULES=${ASAN_IT_MODULES-auth apis ingest agents queries config ops roles durability secrets detect sim security alerts agent_uplink}
-targets="boing-server"
+MODULES=${ASAN_IT_MODULES-auth apis ingest agents queries config ops roles durability secrets detect sim security alerts llm agent_uplink}
+# payload_model: the payload classifier's built-in model next to boing-server (trained by the
+# ASan binary), which the server loads at start; without it payload_classifier does not run and
+# test_detect's AnalyzeTest fails.
+targets="boing-server payload_model"
 case " $MODULES " in *" sim "*) targets+=" boing-sim" ;; esac
 case " $MODULES " in *" agent_uplink "*) targets+=" boing-agent" ;; esac
 BUILD_DIR=build-asan CMAKE_ARGS="-DBOING_SANITIZE=ON" NINJA_TARGETS="$targets" \

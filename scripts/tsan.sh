@@ -6,7 +6,8 @@
 #  2. the TSan-built boing-server under integration suites that drive it from many connections:
 #     ingest (group commit from concurrent senders, batches, WebSocket), durability (SIGTERM drain,
 #     concurrent batch senders), detection (the worker fed by ingest) — on SQLite.
-# Any TSan report fails the run. Writes build-tsan/tsan-summary.txt.
+# The server's payload model (payload_model, trained by the TSan binary) is built next to it, as
+# in a normal build. Any TSan report fails the run. Writes build-tsan/tsan-summary.txt.
 #
 #   scripts/tsan.sh
 #   TSAN_UNIT_TESTS="http_test store_test" TSAN_IT_MODULES="" scripts/tsan.sh   # a subset
@@ -17,7 +18,7 @@ start=$(date +%s)
 UNIT_TESTS=${TSAN_UNIT_TESTS-http_test store_test api_unit_test agent_uplink_test base_test}
 IT_MODULES=${TSAN_IT_MODULES-ingest durability detect}
 BUILD_DIR=build-tsan CMAKE_ARGS="-DBOING_TSAN=ON" \
-  NINJA_TARGETS="$UNIT_TESTS ${IT_MODULES:+boing-server}" bash scripts/setup.sh >/dev/null
+  NINJA_TARGETS="$UNIT_TESTS ${IT_MODULES:+boing-server payload_model}" bash scripts/setup.sh >/dev/null
 
 reports=build-tsan/tsan-reports
 rm -rf "$reports"
