@@ -38,6 +38,10 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 BINARY = os.environ.get("BOING_SERVER_BIN") or os.path.join(ROOT, "build/server/api/boing-server")
 BACKEND = os.environ.get("BOING_IT_BACKEND", "sqlite")
 KEEP = os.environ.get("BOING_IT_KEEP") == "1"
+# A directory that keeps a copy of every server run's stdout+stderr after the data directory is
+# gone: scripts/asan-integration.sh counts UBSan reports there (gcc's UBSan runtime writes them to
+# stderr whatever UBSAN_OPTIONS log_path says).
+OUTPUT_DIR = os.environ.get("BOING_IT_OUTPUT_DIR")
 ADMIN_USER = "admin1"
 ADMIN_PASSWORD = "Adm1n-password-123"
 PASSWORD = "password-123"
@@ -195,10 +199,17 @@ class Server:
         lines = self.stdout_lines
 
         def pump(proc):
+            copy = None
+            if OUTPUT_DIR:
+                os.makedirs(OUTPUT_DIR, exist_ok=True)
+                copy = open(os.path.join(OUTPUT_DIR, f"server.{proc.pid}.txt"), "ab")
             with open(os.path.join(self.data_dir, "stdout.txt"), "ab") as keep:
                 for raw in proc.stdout:
                     keep.write(raw)
                     keep.flush()
+                    if copy:
+                        copy.write(raw)
+                        copy.flush()
                     line = raw.decode("utf-8", "replace")
                     lines.append(line)
                     self.all_stdout.append(line)
@@ -208,6 +219,8 @@ class Server:
                             self.port = int(m.group(1))
                             ready.set()
             proc.stdout.close()
+            if copy:
+                copy.close()
             ready.set()
 
         self._pump = threading.Thread(target=pump, args=(self.proc,), daemon=True)
