@@ -338,19 +338,22 @@ int RunAgent(const AgentOptions& options) {
   }
 
   std::string out;
+  std::string record;  // one event's JSON, reused
   bool appended = false;
   uint64_t spool_errors_logged = 0;
   auto sink = [&](Event&& e) {
     ++metrics.captured;
     if (!uplink_mode) {
-      out += EventToJson(e);
+      AppendEventJson(e, out);
       out += '\n';
       return;
     }
     uint64_t seq = spool->NextSeq();
     e.seq = static_cast<int64_t>(seq);
     std::string error;
-    if (spool->Append(seq, EventToJson(e), &error)) {
+    record.clear();
+    AppendEventJson(e, record);
+    if (spool->Append(seq, record, &error)) {
       ++metrics.spooled;
       appended = true;
     } else {

@@ -84,8 +84,14 @@ std::optional<ParseError> ParseEventBatch(std::string_view body, const EventLimi
 // RFC 9110 `tchar`: the characters of a method token (the agent's parser and ingest agree on it).
 bool IsHttpTokenChar(char c);
 
-// Serializes to the wire format (the same field names). `api_key` is never written.
+// Serializes to the wire format (the same field names). `api_key` is never written. Written by
+// hand (the agent and the live feed call it per event); text that is not valid UTF-8 goes through
+// EventToJsonNlohmann, which replaces it with U+FFFD. Both give the same bytes for valid text.
 std::string EventToJson(const Event& e);
+// The same, appended to `out` (a reused buffer).
+void AppendEventJson(const Event& e, std::string& out);
+// The reference encoder (nlohmann::ordered_json), kept for invalid UTF-8 and for tests.
+std::string EventToJsonNlohmann(const Event& e);
 
 // Secret headers never stored in clear (case-insensitive match). Configurable extras are added by
 // the caller through `extra_secret_headers`.
