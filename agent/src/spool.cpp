@@ -58,24 +58,55 @@ bool PreadFull(int fd, void* buf, size_t n, uint64_t off) {
   return true;
 }
 
-// Reads the record at `off`. kOk fills seq/payload and advances *off; kEnd at a clean end of file;
-// kCorrupt for a short or damaged record.
+// Outcome of reading the record at an offset: kOk, kEnd at a clean end of file, kCorrupt for a
+// short or damaged record.
 enum class ReadResult { kOk, kEnd, kCorrupt };
-ReadResult ReadRecord(int fd, uint64_t file_size, uint64_t* off, uint32_t max_record, uint64_t* seq,
-                      std::string* payload) {
-  if (*off == file_size) return ReadResult::kEnd;
-  if (file_size - *off < kHeader) return ReadResult::kCorrupt;
-  uint8_t h[kHeader];
-  if (!PreadFull(fd, h, kHeader, *off)) return ReadResult::kCorrupt;
-  uint32_t len = Get32(h);
-  if (len > max_record || file_size - *off - kHeader < len) return ReadResult::kCorrupt;
-  payload->resize(len);
-  if (len && !PreadFull(fd, payload->data(), len, *off + kHeader)) return ReadResult::kCorrupt;
-  if (RecordCrc(h + 8, *payload) != Get32(h + 4)) return ReadResult::kCorrupt;
-  *seq = Get64(h + 8);
-  *off += kHeader + len;
-  return ReadResult::kOk;
-}
+
+// Reads a segment's records through one buffer: a pread per chunk (kChunk, or one record when it
+// is longer), not two per record; every record is checked (length bound, CRC) as before.
+class ChunkReader {
+ public:
+  static constexpr size_t kChunk = 64 * 1024;
+  ChunkReader(int fd, uint64_t file_size) : fd_(fd), size_(file_size) {}
+
+  ReadResult Next(uint64_t* off, uint32_t max_record, uint64_t* seq, std::string* payload) {
+    if (*off == size_) return ReadResult::kEnd;
+    if (size_ - *off < kHeader) return ReadResult::kCorrupt;
+    const uint8_t* h = Have(*off, kHeader);
+    if (!h) return ReadResult::kCorrupt;
+    uint32_t len = Get32(h);
+    if (len > max_record || size_ - *off - kHeader < len) return ReadResult::kCorrupt;
+    h = Have(*off, kHeader + len);
+    if (!h) return ReadResult::kCorrupt;
+    std::string_view body(reinterpret_cast<const char*>(h) + kHeader, len);
+    if (RecordCrc(h + 8, body) != Get32(h + 4)) return ReadResult::kCorrupt;
+    payload->assign(body);
+    *seq = Get64(h + 8);
+    *off += kHeader + len;
+    return ReadResult::kOk;
+  }
+
+ private:
+  // The bytes [off, off + n) of the file, from the buffer (refilled from `off` when needed).
+  const uint8_t* Have(uint64_t off, size_t n) {
+    if (off < buf_off_ || off + n > buf_off_ + buf_.size()) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(std::max(n, kChunk), size_ - off));
+      if (want < n) return nullptr;
+      buf_.resize(want);
+      if (!PreadFull(fd_, buf_.data(), want, off)) {
+        buf_.clear();
+        return nullptr;
+      }
+      buf_off_ = off;
+    }
+    return reinterpret_cast<const uint8_t*>(buf_.data()) + (off - buf_off_);
+  }
+
+  int fd_;
+  uint64_t size_;
+  std::string buf_;
+  uint64_t buf_off_ = 0;
+};
 
 std::string SegmentName(uint64_t first_seq) {
   char name[32];
@@ -160,9 +191,10 @@ bool Spool::Recover(std::string* error) {
     Segment seg{path, first, 0, 0, 0, true};
     uint64_t off = 0, seq = 0, prev = max_seq;
     std::string payload;
+    ChunkReader reader(fd, size);
     for (;;) {
       const uint64_t at = off;
-      ReadResult r = ReadRecord(fd, size, &off, options_.max_record_bytes, &seq, &payload);
+      ReadResult r = reader.Next(&off, options_.max_record_bytes, &seq, &payload);
       if (r == ReadResult::kEnd) break;
       // Records must go up: anything else is damage, like a torn write. A record out of order
       // is cut with the rest (ReadRecord already stepped past it: it was kept and handed out).
@@ -463,9 +495,10 @@ bool Spool::ReadAfter(uint64_t after, size_t max_records, size_t max_bytes,
     }
     uint64_t seq = 0;
     std::string payload;
+    ChunkReader reader(fd, s.bytes);
     while (out.size() < max_records && (bytes < max_bytes || out.empty())) {
       uint64_t at = off;
-      ReadResult r = ReadRecord(fd, s.bytes, &off, options_.max_record_bytes, &seq, &payload);
+      ReadResult r = reader.Next(&off, options_.max_record_bytes, &seq, &payload);
       if (r == ReadResult::kEnd) break;
       if (r == ReadResult::kCorrupt) {
         close(fd);
