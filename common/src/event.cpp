@@ -22,10 +22,13 @@ using simdjson::dom::object;
 // Timestamps above this are almost certainly milliseconds (year 5138 in seconds).
 constexpr double kMaxTimestamp = 1e11;
 
+// ASCII case folding (what std::tolower does in the "C" locale, which no Boing program changes),
+// without a libc call per character: header names are compared per captured event.
+char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
+
 bool IEquals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
+           return AsciiLower(x) == AsciiLower(y);
          });
 }
 
@@ -604,9 +607,11 @@ std::string CredentialOf(std::string_view name, std::string_view value) {
 
 }  // namespace
 
-void ScrubSecrets(Event& e, std::string_view identity_key,
-                  const std::vector<std::string>& extra_secret_headers) {
-  std::string credential;
+std::string IdentityFromHeaders(const std::vector<std::pair<std::string, std::string>>& headers,
+                                std::string_view identity_key,
+                                const std::vector<std::string>& extra_secret_headers) {
+  if (identity_key.empty()) return {};
+  const std::pair<std::string, std::string>* best = nullptr;
   int rank = 100;
   auto rank_of = [&](std::string_view n) {
     if (IEquals(n, "authorization")) return 0;
@@ -617,19 +622,25 @@ void ScrubSecrets(Event& e, std::string_view identity_key,
     if (IEquals(n, "cookie")) return 90;
     return 99;  // set-cookie: a response header, never a caller credential
   };
-  auto it = std::remove_if(e.headers.begin(), e.headers.end(), [&](const auto& h) {
-    if (!IsSecretHeader(h.first, extra_secret_headers)) return false;
+  for (const auto& h : headers) {
+    if (h.second.empty() || !IsSecretHeader(h.first, extra_secret_headers)) continue;
     int r = rank_of(h.first);
-    if (r < rank && r < 99 && !h.second.empty()) {
+    if (r < rank && r < 99) {
       rank = r;
-      credential = CredentialOf(h.first, h.second);
+      best = &h;
     }
-    return true;
-  });
-  e.headers.erase(it, e.headers.end());
-  if (e.identity.empty() && !credential.empty() && !identity_key.empty()) {
-    e.identity = IdentityOf(identity_key, credential);
   }
+  if (!best) return {};
+  std::string credential = CredentialOf(best->first, best->second);
+  return credential.empty() ? std::string() : IdentityOf(identity_key, credential);
+}
+
+void ScrubSecrets(Event& e, std::string_view identity_key,
+                  const std::vector<std::string>& extra_secret_headers) {
+  if (e.identity.empty())
+    e.identity = IdentityFromHeaders(e.headers, identity_key, extra_secret_headers);
+  std::erase_if(e.headers,
+                [&](const auto& h) { return IsSecretHeader(h.first, extra_secret_headers); });
   for (const auto& [k, v] : e.headers) {
     if (e.user_agent.empty() && IEquals(k, "user-agent")) e.user_agent = v;
     if (e.host.empty() && IEquals(k, "host")) e.host = v;

@@ -105,5 +105,10 @@ std::string IdentityOf(std::string_view identity_key, std::string_view credentia
 // credential found (Authorization, then Proxy-Authorization, Cookie, configured extras).
 void ScrubSecrets(Event& e, std::string_view identity_key,
                   const std::vector<std::string>& extra_secret_headers);
+// The identity ScrubSecrets would set from these headers ("" when none carries a credential or
+// the key is empty), without copying or changing them.
+std::string IdentityFromHeaders(const std::vector<std::pair<std::string, std::string>>& headers,
+                                std::string_view identity_key,
+                                const std::vector<std::string>& extra_secret_headers);
 
 }  // namespace boing

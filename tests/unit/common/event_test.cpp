@@ -284,6 +284,20 @@ TEST(EventJson, HandWrittenEncoderMatchesNlohmann) {
   EXPECT_EQ(buf, "prefix" + EventToJsonNlohmann(bad));
 }
 
+TEST(Scrub, IdentityFromHeadersPicksTheStrongestCredentialWithoutChangingThem) {
+  std::vector<std::pair<std::string, std::string>> h = {
+      {"Cookie", "session=s1"}, {"X-Api-Key", "k-1"}, {"AUTHORIZATION", "Bearer tok"}};
+  const auto copy = h;
+  EXPECT_EQ(IdentityFromHeaders(h, "idkey", {"x-api-key"}), IdentityOf("idkey", "tok"));
+  EXPECT_EQ(h, copy);
+  h.pop_back();
+  EXPECT_EQ(IdentityFromHeaders(h, "idkey", {"x-api-key"}), IdentityOf("idkey", "k-1"));
+  EXPECT_EQ(IdentityFromHeaders(h, "idkey", {}), IdentityOf("idkey", "session=s1"));
+  EXPECT_EQ(IdentityFromHeaders(h, "", {}), "") << "no key, no identity";
+  EXPECT_EQ(IdentityFromHeaders({{"Authorization", "   "}, {"Set-Cookie", "a=b"}}, "idkey", {}), "")
+      << "an empty credential or a response cookie is no identity";
+}
+
 TEST(Scrub, RemovesSecretsAndSetsIdentity) {
   Event e;
   ASSERT_FALSE(ParseEvent(kSeedPython, EventLimits{}, e));
