@@ -21,8 +21,8 @@
 //    after it is closed. Whatever the server may have seen is on disk, so after a power loss a seq
 //    is never handed out twice for different events. Records appended since the last send are
 //    lost on power loss (not on an agent crash: they are in the page cache).
-//  - kAlways: fsync after every append (slow: the appending thread waits for the disk; for hosts
-//    whose events are rare and precious).
+//  - kAlways: fsync after every append, once per AppendBatch write, before it returns (slow: the
+//    appending thread waits for the disk; for hosts whose events are rare and precious).
 //  - kNever: no fsync; survives agent crashes, not power loss.
 // The `acked` file is renamed into place without fsync under kNever: going back in time only
 // resends events the server then reports as duplicates.
