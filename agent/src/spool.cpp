@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -58,24 +57,55 @@ bool PreadFull(int fd, void* buf, size_t n, uint64_t off) {
   return true;
 }
 
-// Reads the record at `off`. kOk fills seq/payload and advances *off; kEnd at a clean end of file;
-// kCorrupt for a short or damaged record.
+// Outcome of reading the record at an offset: kOk, kEnd at a clean end of file, kCorrupt for a
+// short or damaged record.
 enum class ReadResult { kOk, kEnd, kCorrupt };
-ReadResult ReadRecord(int fd, uint64_t file_size, uint64_t* off, uint32_t max_record, uint64_t* seq,
-                      std::string* payload) {
-  if (*off == file_size) return ReadResult::kEnd;
-  if (file_size - *off < kHeader) return ReadResult::kCorrupt;
-  uint8_t h[kHeader];
-  if (!PreadFull(fd, h, kHeader, *off)) return ReadResult::kCorrupt;
-  uint32_t len = Get32(h);
-  if (len > max_record || file_size - *off - kHeader < len) return ReadResult::kCorrupt;
-  payload->resize(len);
-  if (len && !PreadFull(fd, payload->data(), len, *off + kHeader)) return ReadResult::kCorrupt;
-  if (RecordCrc(h + 8, *payload) != Get32(h + 4)) return ReadResult::kCorrupt;
-  *seq = Get64(h + 8);
-  *off += kHeader + len;
-  return ReadResult::kOk;
-}
+
+// Reads a segment's records through one buffer: a pread per chunk (kChunk, or one record when it
+// is longer), not two per record; every record is checked (length bound, CRC) as before.
+class ChunkReader {
+ public:
+  static constexpr size_t kChunk = 64 * 1024;
+  ChunkReader(int fd, uint64_t file_size) : fd_(fd), size_(file_size) {}
+
+  ReadResult Next(uint64_t* off, uint32_t max_record, uint64_t* seq, std::string* payload) {
+    if (*off == size_) return ReadResult::kEnd;
+    if (size_ - *off < kHeader) return ReadResult::kCorrupt;
+    const uint8_t* h = Have(*off, kHeader);
+    if (!h) return ReadResult::kCorrupt;
+    uint32_t len = Get32(h);
+    if (len > max_record || size_ - *off - kHeader < len) return ReadResult::kCorrupt;
+    h = Have(*off, kHeader + len);
+    if (!h) return ReadResult::kCorrupt;
+    std::string_view body(reinterpret_cast<const char*>(h) + kHeader, len);
+    if (RecordCrc(h + 8, body) != Get32(h + 4)) return ReadResult::kCorrupt;
+    payload->assign(body);
+    *seq = Get64(h + 8);
+    *off += kHeader + len;
+    return ReadResult::kOk;
+  }
+
+ private:
+  // The bytes [off, off + n) of the file, from the buffer (refilled from `off` when needed).
+  const uint8_t* Have(uint64_t off, size_t n) {
+    if (off < buf_off_ || off + n > buf_off_ + buf_.size()) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(std::max(n, kChunk), size_ - off));
+      if (want < n) return nullptr;
+      buf_.resize(want);
+      if (!PreadFull(fd_, buf_.data(), want, off)) {
+        buf_.clear();
+        return nullptr;
+      }
+      buf_off_ = off;
+    }
+    return reinterpret_cast<const uint8_t*>(buf_.data()) + (off - buf_off_);
+  }
+
+  int fd_;
+  uint64_t size_;
+  std::string buf_;
+  uint64_t buf_off_ = 0;
+};
 
 std::string SegmentName(uint64_t first_seq) {
   char name[32];
@@ -160,9 +190,10 @@ bool Spool::Recover(std::string* error) {
     Segment seg{path, first, 0, 0, 0, true};
     uint64_t off = 0, seq = 0, prev = max_seq;
     std::string payload;
+    ChunkReader reader(fd, size);
     for (;;) {
       const uint64_t at = off;
-      ReadResult r = ReadRecord(fd, size, &off, options_.max_record_bytes, &seq, &payload);
+      ReadResult r = reader.Next(&off, options_.max_record_bytes, &seq, &payload);
       if (r == ReadResult::kEnd) break;
       // Records must go up: anything else is damage, like a torn write. A record out of order
       // is cut with the rest (ReadRecord already stepped past it: it was kept and handed out).
@@ -323,28 +354,43 @@ uint64_t Spool::NextSeq() const {
 }
 
 bool Spool::Append(uint64_t seq, std::string_view payload, std::string* error) {
-  std::vector<Doomed> doomed;
-  bool ok = AppendLocked(seq, payload, doomed, error);
-  Bury(doomed);  // unlinking a big file can take a while: not while the reader waits for mu_
-  return ok;
+  return AppendBatch(seq, std::span<const std::string_view>(&payload, 1), error) == 1;
 }
 
-bool Spool::AppendLocked(uint64_t seq, std::string_view payload, std::vector<Doomed>& doomed,
-                         std::string* error) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (seq != next_seq_) {
-    *error = "spool: append out of order (seq " + std::to_string(seq) + ", expected " +
-             std::to_string(next_seq_) + ")";
-    return false;
+size_t Spool::AppendBatch(uint64_t first_seq, std::span<const std::string_view> payloads,
+                          std::string* error) {
+  std::vector<Doomed> doomed;
+  size_t done = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (first_seq != next_seq_) {
+      *error = "spool: append out of order (seq " + std::to_string(first_seq) + ", expected " +
+               std::to_string(next_seq_) + ")";
+    } else {
+      while (done < payloads.size()) {
+        size_t n = AppendChunkLocked(payloads.subspan(done), doomed, error);
+        if (n == 0) break;
+        done += n;
+      }
+    }
   }
-  if (payload.size() > options_.max_record_bytes) {
-    *error = "spool: record of " + std::to_string(payload.size()) + " bytes exceeds " +
+  Bury(doomed);  // unlinking a big file can take a while: not while the reader waits for mu_
+  return done;
+}
+
+// Appends the records of `payloads` that go into one segment (the tail, or a new one when the
+// first does not fit) with one write. Returns how many; 0 with *error set on failure.
+size_t Spool::AppendChunkLocked(std::span<const std::string_view> payloads,
+                                std::vector<Doomed>& doomed, std::string* error) {
+  const uint64_t seq = next_seq_;
+  if (payloads[0].size() > options_.max_record_bytes) {
+    *error = "spool: record of " + std::to_string(payloads[0].size()) + " bytes exceeds " +
              std::to_string(options_.max_record_bytes);
-    return false;
+    return 0;
   }
-  uint64_t size = kHeader + payload.size();
   // A tail inherited from a previous run is never appended to: a fresh segment starts at open.
-  bool need_new = tail_fd_ < 0 || segments_.back().bytes + size > options_.segment_bytes;
+  bool need_new = tail_fd_ < 0 ||
+                  segments_.back().bytes + kHeader + payloads[0].size() > options_.segment_bytes;
   if (need_new) {
     if (tail_fd_ >= 0) {
       // Closed without a sync: the uplink's next Sync/SyncClosed does it, off this thread.
@@ -356,31 +402,59 @@ bool Spool::AppendLocked(uint64_t seq, std::string_view payload, std::vector<Doo
       }
       tail_fd_ = -1;
     }
-    if (!OpenTail(seq, error)) return false;
+    if (!OpenTail(seq, error)) return 0;
+  }
+  // As many records as the segment takes (at least the first: a segment holds any record).
+  size_t count = 0;
+  uint64_t size = 0;
+  const uint64_t room =
+      options_.segment_bytes - std::min(options_.segment_bytes, segments_.back().bytes);
+  while (count < payloads.size()) {
+    uint64_t rec = kHeader + payloads[count].size();
+    if (payloads[count].size() > options_.max_record_bytes) break;  // refused on its own turn
+    if (count > 0 && size + rec > room) break;
+    size += rec;
+    ++count;
   }
   while (total_bytes_ + size > cap_bytes_ && segments_.size() > 1) DropOldest(doomed);
 
-  uint8_t h[kHeader];
-  Put32(h, static_cast<uint32_t>(payload.size()));
-  Put64(h + 8, seq);
-  Put32(h + 4, RecordCrc(h + 8, payload));
-  iovec iov[2] = {{h, kHeader}, {const_cast<char*>(payload.data()), payload.size()}};
+  write_buf_.clear();
+  for (size_t i = 0; i < count; ++i) {
+    uint8_t h[kHeader];
+    Put32(h, static_cast<uint32_t>(payloads[i].size()));
+    Put64(h + 8, seq + i);
+    Put32(h + 4, RecordCrc(h + 8, payloads[i]));
+    write_buf_.append(reinterpret_cast<const char*>(h), kHeader);
+    write_buf_.append(payloads[i]);
+  }
   bool uncut = false;  // a half record stayed at the end of the tail
-  auto write_record = [&]() {
+  auto write_records = [&]() {
+    const char* p = write_buf_.data();
+    size_t left = write_buf_.size();
     ssize_t n;
     do {
-      n = writev(tail_fd_, iov, 2);
+      n = write(tail_fd_, p, left);
     } while (n < 0 && errno == EINTR);
-    if (n == static_cast<ssize_t>(size)) return 0;
+    if (n == static_cast<ssize_t>(left)) return 0;
     int err = n < 0 ? errno : ENOSPC;  // a short write: the filesystem ran out of space
-    // Leave no half record behind (a reopen would cut it anyway).
+    // Leave no partial chunk behind (a reopen would cut a half record anyway).
     if (n > 0 && ftruncate(tail_fd_, static_cast<off_t>(segments_.back().bytes)) != 0) {
       uncut = true;
     }
     return err;
   };
-  int err = write_record();
-  if ((err == ENOSPC || err == EDQUOT) && !uncut && segments_.size() > 1) {
+  int err = write_records();
+  if ((err == ENOSPC || err == EDQUOT) && !uncut && count > 1) {
+    // Out of space: one record at a time from here, as a single Append does, so that what the
+    // full disk costs is the oldest segments (below), never the newest records.
+    // Segments dropped above for the whole chunk are still on disk: free them first.
+    count = 1;
+    size = kHeader + payloads[0].size();
+    write_buf_.resize(size);
+    Bury(doomed);
+    err = write_records();
+  }
+  if ((err == ENOSPC || err == EDQUOT) && !uncut && (segments_.size() > 1 || !doomed.empty())) {
     // The disk is full before max_bytes: what is there is what fits. Keep one segment of
     // headroom below it (the acked file must stay writable for acknowledgements to free space),
     // drop the oldest segments down to that, and free their space now, under the lock: this is
@@ -390,7 +464,7 @@ bool Spool::AppendLocked(uint64_t seq, std::string_view payload, std::vector<Doo
     cap_bytes_ = fit > options_.segment_bytes ? fit - options_.segment_bytes : 0;
     while (total_bytes_ + size > cap_bytes_ && segments_.size() > 1) DropOldest(doomed);
     Bury(doomed);
-    err = write_record();
+    err = write_records();
   } else if (err == ENOSPC || err == EDQUOT) {
     ++stats_.disk_full;
   }
@@ -406,7 +480,7 @@ bool Spool::AppendLocked(uint64_t seq, std::string_view payload, std::vector<Doo
       }
       tail_fd_ = -1;
     }
-    return false;
+    return 0;
   }
   if (options_.fsync == FsyncPolicy::kAlways) {
     // The policy asks for it: this thread waits for the disk (and the reader for mu_).
@@ -423,13 +497,13 @@ bool Spool::AppendLocked(uint64_t seq, std::string_view payload, std::vector<Doo
     tail.synced = false;
   }
   if (tail.records == 0) tail.first_seq = seq;
-  tail.last_seq = seq;
-  ++tail.records;
+  tail.last_seq = seq + count - 1;
+  tail.records += count;
   tail.bytes += size;
   total_bytes_ += size;
-  ++next_seq_;
-  ++stats_.appended;
-  return true;
+  next_seq_ += count;
+  stats_.appended += count;
+  return count;
 }
 
 bool Spool::Read(size_t max_records, size_t max_bytes, std::vector<SpoolRecord>& out,
@@ -463,9 +537,10 @@ bool Spool::ReadAfter(uint64_t after, size_t max_records, size_t max_bytes,
     }
     uint64_t seq = 0;
     std::string payload;
+    ChunkReader reader(fd, s.bytes);
     while (out.size() < max_records && (bytes < max_bytes || out.empty())) {
       uint64_t at = off;
-      ReadResult r = ReadRecord(fd, s.bytes, &off, options_.max_record_bytes, &seq, &payload);
+      ReadResult r = reader.Next(&off, options_.max_record_bytes, &seq, &payload);
       if (r == ReadResult::kEnd) break;
       if (r == ReadResult::kCorrupt) {
         close(fd);

@@ -281,21 +281,25 @@ bool Tracker::OnRecord(std::span<const uint8_t> record) {
 }
 
 void ApplyHeaderPolicy(Event& e, const HeaderList& request_headers, const TrackerOptions& options) {
-  // The identity comes from the full request headers, before the allowlist trims them.
-  Event probe;
-  probe.headers = request_headers;
-  probe.identity = std::move(e.identity);
-  ScrubSecrets(probe, options.identity_key, options.extra_secret_headers);
-  e.identity = std::move(probe.identity);
+  // The identity comes from the full request headers, before the allowlist trims them (what
+  // ScrubSecrets on a copy of them would set, without the copy).
+  if (e.identity.empty())
+    e.identity =
+        IdentityFromHeaders(request_headers, options.identity_key, options.extra_secret_headers);
   e.headers.clear();
-  for (const auto& [name, value] : request_headers) {
-    std::string lname = Lower(name);
-    for (const std::string& allowed : options.header_allowlist) {
-      if (lname == allowed) {
-        e.headers.emplace_back(name, value);
-        break;
-      }
+  auto allowed = [&options](std::string_view name) {
+    for (const std::string& a : options.header_allowlist) {
+      if (a.size() != name.size()) continue;
+      size_t i = 0;
+      while (i < a.size() &&
+             static_cast<char>(std::tolower(static_cast<unsigned char>(name[i]))) == a[i])
+        ++i;
+      if (i == a.size()) return true;
     }
+    return false;
+  };
+  for (const auto& [name, value] : request_headers) {
+    if (allowed(name)) e.headers.emplace_back(name, value);
   }
   ScrubSecrets(e, options.identity_key, options.extra_secret_headers);
 }

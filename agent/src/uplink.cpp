@@ -193,7 +193,7 @@ std::chrono::milliseconds Backoff::Next() {
   return std::chrono::milliseconds(jitter(rng_));
 }
 
-std::string BatchBody(const std::vector<SpoolRecord>& records) {
+std::string BatchBody(std::span<const SpoolRecord> records) {
   size_t n = 2;
   for (const SpoolRecord& r : records) n += r.payload.size() + 1;
   std::string out;
@@ -378,8 +378,7 @@ void Uplink::SendHeartbeat(HttpClient& http) {
 }
 
 bool Uplink::SendRecords(HttpClient& http, const SpoolRecord* records, size_t n) {
-  std::vector<SpoolRecord> view(records, records + n);
-  std::string body = Gzip(BatchBody(view));
+  std::string body = Gzip(BatchBody({records, n}), kBatchGzipLevel);
   HttpResult r =
       http.Post(options_.server + "/api/ingest/batch", body, credentials_.agent_token, true);
   BatchOutcome o = ClassifyBatchAnswer(r, n);

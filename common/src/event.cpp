@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "boing/crypto.h"
+#include "boing/json_text.h"
 #include "boing/net.h"
 
 namespace boing {
@@ -20,10 +22,13 @@ using simdjson::dom::object;
 // Timestamps above this are almost certainly milliseconds (year 5138 in seconds).
 constexpr double kMaxTimestamp = 1e11;
 
+// ASCII case folding (what std::tolower does in the "C" locale, which no Boing program changes),
+// without a libc call per character: header names are compared per captured event.
+char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
+
 bool IEquals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
+           return AsciiLower(x) == AsciiLower(y);
          });
 }
 
@@ -384,7 +389,9 @@ bool IsHttpTokenChar(char c) {
   }
 }
 
-std::string EventToJson(const Event& e) {
+// The reference encoder: nlohmann, with invalid UTF-8 replaced by U+FFFD. AppendEventJson
+// produces the same bytes by hand and hands text that is not valid UTF-8 to this.
+std::string EventToJsonNlohmann(const Event& e) {
   nlohmann::ordered_json j;
   j["timestamp"] = e.timestamp;
   j["method"] = e.method;
@@ -421,6 +428,134 @@ std::string EventToJson(const Event& e) {
   opt("pod", e.pod);
   opt("namespace", e.k8s_namespace);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+namespace {
+
+void AppendKey(std::string& out, std::string_view key) {
+  out += ',';
+  out += '"';
+  out += key;
+  out += "\":";
+}
+
+template <typename T>
+void AppendInteger(std::string& out, T v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  out.append(buf, r.ptr);
+}
+
+// nlohmann's own shortest round-trip formatting ("1.0", "1764571607.25"), so both encoders agree.
+void AppendDouble(std::string& out, double v) {
+  if (!std::isfinite(v)) {
+    out += "null";
+    return;
+  }
+  char buf[64];
+  char* end = nlohmann::detail::to_chars(buf, buf + sizeof(buf), v);
+  out.append(buf, end);
+}
+
+// False when some text is not valid UTF-8 (`out` is then unspecified past its old size).
+bool AppendEventFields(const Event& e, std::string& out) {
+  out += "{\"timestamp\":";
+  AppendDouble(out, e.timestamp);
+  bool ok = true;
+  auto str = [&](std::string_view key, const std::string& v) {
+    AppendKey(out, key);
+    ok = AppendJsonString(v, out) && ok;
+  };
+  auto opt = [&](std::string_view key, const std::string& v) {
+    if (!v.empty()) str(key, v);
+  };
+  str("method", e.method);
+  str("endpoint", e.endpoint);
+  str("client_ip", e.client_ip);
+  if (!e.headers.empty()) {
+    // An object keeps one entry per name: a repeated name keeps its first position and its last
+    // value (what assigning into nlohmann::ordered_json does).
+    out += ",\"headers\":{";
+    bool first = true;
+    for (size_t i = 0; i < e.headers.size(); ++i) {
+      const std::string& name = e.headers[i].first;
+      bool seen = false;
+      for (size_t k = 0; k < i && !seen; ++k) seen = e.headers[k].first == name;
+      if (seen) continue;
+      const std::string* value = &e.headers[i].second;
+      for (size_t k = i + 1; k < e.headers.size(); ++k)
+        if (e.headers[k].first == name) value = &e.headers[k].second;
+      if (!first) out += ',';
+      first = false;
+      ok = AppendJsonString(name, out) && ok;
+      out += ':';
+      ok = AppendJsonString(*value, out) && ok;
+    }
+    out += '}';
+  }
+  AppendKey(out, "status_code");
+  AppendInteger(out, e.status_code);
+  AppendKey(out, "latency_ms");
+  AppendDouble(out, e.latency_ms);
+  if (e.body_size) {
+    AppendKey(out, "body_size");
+    AppendInteger(out, *e.body_size);
+  }
+  if (e.response_size) {
+    AppendKey(out, "response_size");
+    AppendInteger(out, *e.response_size);
+  }
+  opt("query", e.query);
+  opt("payload", e.payload);
+  opt("user_agent", e.user_agent);
+  opt("host", e.host);
+  opt("identity", e.identity);
+  opt("server_ip", e.server_ip);
+  if (e.server_port) {
+    AppendKey(out, "server_port");
+    AppendInteger(out, *e.server_port);
+  }
+  if (e.tls) {
+    AppendKey(out, "tls");
+    out += *e.tls ? "true" : "false";
+  }
+  opt("protocol", e.protocol);
+  opt("agent_id", e.agent_id);
+  if (e.seq) {
+    AppendKey(out, "seq");
+    AppendInteger(out, *e.seq);
+  }
+  opt("host_name", e.host_name);
+  if (e.pid) {
+    AppendKey(out, "pid");
+    AppendInteger(out, *e.pid);
+  }
+  opt("comm", e.comm);
+  if (e.cgroup_id) {
+    AppendKey(out, "cgroup_id");
+    AppendInteger(out, *e.cgroup_id);
+  }
+  opt("container_id", e.container_id);
+  opt("pod", e.pod);
+  opt("namespace", e.k8s_namespace);
+  out += '}';
+  return ok;
+}
+
+}  // namespace
+
+void AppendEventJson(const Event& e, std::string& out) {
+  const size_t start = out.size();
+  if (AppendEventFields(e, out)) return;
+  out.resize(start);
+  out += EventToJsonNlohmann(e);
+}
+
+std::string EventToJson(const Event& e) {
+  std::string out;
+  out.reserve(512 + e.endpoint.size() + e.payload.size());
+  AppendEventJson(e, out);
+  return out;
 }
 
 bool IsSecretHeader(std::string_view name, const std::vector<std::string>& extra) {
@@ -472,9 +607,11 @@ std::string CredentialOf(std::string_view name, std::string_view value) {
 
 }  // namespace
 
-void ScrubSecrets(Event& e, std::string_view identity_key,
-                  const std::vector<std::string>& extra_secret_headers) {
-  std::string credential;
+std::string IdentityFromHeaders(const std::vector<std::pair<std::string, std::string>>& headers,
+                                std::string_view identity_key,
+                                const std::vector<std::string>& extra_secret_headers) {
+  if (identity_key.empty()) return {};
+  const std::pair<std::string, std::string>* best = nullptr;
   int rank = 100;
   auto rank_of = [&](std::string_view n) {
     if (IEquals(n, "authorization")) return 0;
@@ -485,19 +622,25 @@ void ScrubSecrets(Event& e, std::string_view identity_key,
     if (IEquals(n, "cookie")) return 90;
     return 99;  // set-cookie: a response header, never a caller credential
   };
-  auto it = std::remove_if(e.headers.begin(), e.headers.end(), [&](const auto& h) {
-    if (!IsSecretHeader(h.first, extra_secret_headers)) return false;
+  for (const auto& h : headers) {
+    if (h.second.empty() || !IsSecretHeader(h.first, extra_secret_headers)) continue;
     int r = rank_of(h.first);
-    if (r < rank && r < 99 && !h.second.empty()) {
+    if (r < rank && r < 99) {
       rank = r;
-      credential = CredentialOf(h.first, h.second);
+      best = &h;
     }
-    return true;
-  });
-  e.headers.erase(it, e.headers.end());
-  if (e.identity.empty() && !credential.empty() && !identity_key.empty()) {
-    e.identity = IdentityOf(identity_key, credential);
   }
+  if (!best) return {};
+  std::string credential = CredentialOf(best->first, best->second);
+  return credential.empty() ? std::string() : IdentityOf(identity_key, credential);
+}
+
+void ScrubSecrets(Event& e, std::string_view identity_key,
+                  const std::vector<std::string>& extra_secret_headers) {
+  if (e.identity.empty())
+    e.identity = IdentityFromHeaders(e.headers, identity_key, extra_secret_headers);
+  std::erase_if(e.headers,
+                [&](const auto& h) { return IsSecretHeader(h.first, extra_secret_headers); });
   for (const auto& [k, v] : e.headers) {
     if (e.user_agent.empty() && IEquals(k, "user-agent")) e.user_agent = v;
     if (e.host.empty() && IEquals(k, "host")) e.host = v;

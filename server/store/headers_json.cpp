@@ -1,63 +1,12 @@
 // events.headers_json: [["Name","value"],...]. Encoding is on the ingest hot path, so it is written
-// by hand into a reused buffer; nlohmann::json takes over for anything that is not valid UTF-8
-// (replaced by U+FFFD) and decodes.
+// by hand (boing/json_text.h) into a reused buffer; nlohmann::json takes over for anything that is
+// not valid UTF-8 (replaced by U+FFFD) and decodes.
 #include <nlohmann/json.hpp>
 
-#include "boing/utf8.h"
+#include "boing/json_text.h"
 #include "store_internal.h"
 
 namespace boing::store_internal {
-namespace {
-
-bool AppendString(std::string_view v, std::string& out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  const auto* s = reinterpret_cast<const unsigned char*>(v.data());
-  const size_t n = v.size();
-  out += '"';
-  size_t run = 0;  // start of the pending run of bytes copied as they are
-  size_t i = 0;
-  while (i < n) {
-    unsigned char c = s[i];
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      ++i;
-      continue;
-    }
-    if (c >= 0x80) {
-      size_t len = Utf8SequenceLength(v, i);
-      if (len == 0) return false;
-      i += len;
-      continue;
-    }
-    out.append(v.data() + run, i - run);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 0xF];
-    }
-    run = ++i;
-  }
-  out.append(v.data() + run, n - run);
-  out += '"';
-  return true;
-}
-
-}  // namespace
 
 void AppendHeadersJson(const std::vector<std::pair<std::string, std::string>>& headers,
                        std::string& out) {
@@ -67,9 +16,9 @@ void AppendHeadersJson(const std::vector<std::pair<std::string, std::string>>& h
   for (size_t i = 0; ok && i < headers.size(); ++i) {
     if (i) out += ',';
     out += '[';
-    ok = AppendString(headers[i].first, out);
+    ok = AppendJsonString(headers[i].first, out);
     out += ',';
-    ok = ok && AppendString(headers[i].second, out);
+    ok = ok && AppendJsonString(headers[i].second, out);
     out += ']';
   }
   out += ']';

@@ -84,8 +84,14 @@ std::optional<ParseError> ParseEventBatch(std::string_view body, const EventLimi
 // RFC 9110 `tchar`: the characters of a method token (the agent's parser and ingest agree on it).
 bool IsHttpTokenChar(char c);
 
-// Serializes to the wire format (the same field names). `api_key` is never written.
+// Serializes to the wire format (the same field names). `api_key` is never written. Written by
+// hand (the agent and the live feed call it per event); text that is not valid UTF-8 goes through
+// EventToJsonNlohmann, which replaces it with U+FFFD. Both give the same bytes for valid text.
 std::string EventToJson(const Event& e);
+// The same, appended to `out` (a reused buffer).
+void AppendEventJson(const Event& e, std::string& out);
+// The reference encoder (nlohmann::ordered_json), kept for invalid UTF-8 and for tests.
+std::string EventToJsonNlohmann(const Event& e);
 
 // Secret headers never stored in clear (case-insensitive match). Configurable extras are added by
 // the caller through `extra_secret_headers`.
@@ -99,5 +105,10 @@ std::string IdentityOf(std::string_view identity_key, std::string_view credentia
 // credential found (Authorization, then Proxy-Authorization, Cookie, configured extras).
 void ScrubSecrets(Event& e, std::string_view identity_key,
                   const std::vector<std::string>& extra_secret_headers);
+// The identity ScrubSecrets would set from these headers ("" when none carries a credential or
+// the key is empty), without copying or changing them.
+std::string IdentityFromHeaders(const std::vector<std::pair<std::string, std::string>>& headers,
+                                std::string_view identity_key,
+                                const std::vector<std::string>& extra_secret_headers);
 
 }  // namespace boing

@@ -132,6 +132,55 @@ TEST_F(SpoolTest, AppendOutOfOrderIsRefused) {
   EXPECT_TRUE(s->Append(1, "x", &error));
 }
 
+// One AppendBatch (what the capture thread does per ring-buffer poll) gives the same files as
+// appending one by one: records split across segment boundaries, the bound applied, every record
+// read back (CRC checked) after a reopen; a record too large stops the batch there.
+TEST_F(SpoolTest, AppendBatchSpansSegmentsAndStopsAtARecordTooLarge) {
+  opts_.max_bytes = 1 << 20;
+  opts_.segment_bytes = 2048;
+  auto s = Open();
+  std::vector<std::string> payloads;
+  for (uint64_t seq = 1; seq <= 100; ++seq) payloads.push_back(Payload(seq, 40 + seq % 50));
+  std::vector<std::string_view> views(payloads.begin(), payloads.end());
+  std::string error;
+  ASSERT_EQ(s->AppendBatch(1, views, &error), 100u) << error;
+  EXPECT_EQ(s->NextSeq(), 101u);
+  EXPECT_GT(Segments().size(), 3u) << "the batch went into several segments";
+  for (const auto& f : Segments()) EXPECT_LE(fs::file_size(f), opts_.segment_bytes);
+  EXPECT_EQ(s->AppendBatch(7, views, &error), 0u);
+  EXPECT_NE(error.find("out of order"), std::string::npos);
+
+  std::string big(4000, 'x');
+  std::vector<std::string_view> mixed = {payloads[0], payloads[1], big, payloads[2]};
+  payloads[0] = Payload(101);
+  payloads[1] = Payload(102);
+  mixed[0] = payloads[0];
+  mixed[1] = payloads[1];
+  error.clear();
+  EXPECT_EQ(s->AppendBatch(101, mixed, &error), 2u);
+  EXPECT_NE(error.find("exceeds"), std::string::npos);
+  EXPECT_EQ(s->NextSeq(), 103u) << "the refused record and those after it took no seq";
+  s.reset();
+  s = Open();
+  EXPECT_EQ(Seqs(*s), Range(1, 102));
+  EXPECT_EQ(s->stats().truncated_bytes, 0u);
+}
+
+TEST_F(SpoolTest, AppendBatchKeepsTheBound) {
+  opts_.max_bytes = 8192;
+  opts_.segment_bytes = 2048;
+  auto s = Open();
+  std::vector<std::string> payloads;
+  for (uint64_t seq = 1; seq <= 200; ++seq) payloads.push_back(Payload(seq, 100));
+  std::vector<std::string_view> views(payloads.begin(), payloads.end());
+  std::string error;
+  ASSERT_EQ(s->AppendBatch(1, views, &error), 200u) << error;
+  SpoolStats st = s->stats();
+  EXPECT_LE(st.bytes, opts_.max_bytes);
+  EXPECT_EQ(st.dropped + st.pending, 200u);
+  EXPECT_EQ(Seqs(*s), Range(st.dropped + 1, 200));
+}
+
 TEST_F(SpoolTest, SeqAndPendingSurviveReopen) {
   {
     auto s = Open();

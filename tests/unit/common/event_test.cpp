@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "boing/crypto.h"
 
 namespace boing {
@@ -209,6 +211,91 @@ TEST(EventJson, RoundTrips) {
   EXPECT_EQ(back.headers, e.headers);
   EXPECT_EQ(*back.seq, 7);
   EXPECT_TRUE(*back.tls);
+}
+
+// The hand-written encoder must give nlohmann's bytes for every event whose text is valid UTF-8
+// (escapes, every optional field, repeated header names, numbers of every shape), and fall back to
+// it (U+FFFD) for text that is not.
+TEST(EventJson, HandWrittenEncoderMatchesNlohmann) {
+  std::mt19937_64 rng(42);
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  const std::vector<std::string> pieces = {"a",
+                                           "/users/42",
+                                           "\"",
+                                           "\\",
+                                           "\b",
+                                           "\f",
+                                           "\n",
+                                           "\r",
+                                           "\t",
+                                           std::string(1, '\0'),
+                                           "\x01",
+                                           "\x1f",
+                                           "\x7f",
+                                           " ",
+                                           "\xc3\xa9",
+                                           "\xe2\x82\xac",
+                                           "\xf0\x9f\x98\x80",
+                                           "?q=1&x=2"};
+  auto text = [&]() {
+    std::string s;
+    for (size_t i = pick(6); i > 0; --i) s += pieces[pick(pieces.size())];
+    return s;
+  };
+  const std::vector<double> numbers = {0.0,  -0.0, 1.0,   12.5,   1764050000.123456,
+                                       1e-7, 1e21, 0.1,   3e300,  123456789012345678.0,
+                                       0.05, 2.5,  -1.25, 1.0 / 3};
+  for (int round = 0; round < 3000; ++round) {
+    Event e;
+    e.timestamp = round % 7 == 0 ? numbers[pick(numbers.size())]
+                                 : 1.7e9 + static_cast<double>(rng() % 1000000000) / 1e6;
+    e.method = text();
+    e.endpoint = text();
+    e.client_ip = text();
+    for (size_t i = pick(5); i > 0; --i) {
+      std::string name = pick(3) == 0 ? "Host" : text();
+      e.headers.emplace_back(name, text());
+    }
+    e.status_code = static_cast<int>(pick(600));
+    e.latency_ms = round % 5 == 0 ? numbers[pick(numbers.size())]
+                                  : static_cast<double>(rng() % 100000000) / 1e6;
+    if (pick(2)) e.body_size = static_cast<int64_t>(rng() >> 1);
+    if (pick(2)) e.response_size = static_cast<int64_t>(pick(100000));
+    for (std::string* f :
+         {&e.query, &e.payload, &e.user_agent, &e.host, &e.identity, &e.server_ip, &e.protocol,
+          &e.agent_id, &e.host_name, &e.comm, &e.container_id, &e.pod, &e.k8s_namespace})
+      if (pick(2)) *f = text();
+    if (pick(2)) e.server_port = static_cast<int>(pick(65536));
+    if (pick(2)) e.tls = pick(2) == 1;
+    if (pick(2)) e.seq = static_cast<int64_t>(rng() >> 1);
+    if (pick(2)) e.pid = static_cast<int64_t>(pick(1 << 22));
+    if (pick(2)) e.cgroup_id = rng();
+    ASSERT_EQ(EventToJson(e), EventToJsonNlohmann(e)) << "round " << round;
+  }
+  Event bad;
+  bad.method = "GET";
+  bad.endpoint = "/x\xff\xc3";
+  bad.headers = {{"X-A", "ok"}, {"X-B", "\xed\xa0\x80"}};
+  bad.payload = std::string("\x80\x81 bin", 6);
+  EXPECT_EQ(EventToJson(bad), EventToJsonNlohmann(bad));
+  EXPECT_NE(EventToJson(bad).find("\xef\xbf\xbd"), std::string::npos);  // U+FFFD
+  std::string buf = "prefix";
+  AppendEventJson(bad, buf);
+  EXPECT_EQ(buf, "prefix" + EventToJsonNlohmann(bad));
+}
+
+TEST(Scrub, IdentityFromHeadersPicksTheStrongestCredentialWithoutChangingThem) {
+  std::vector<std::pair<std::string, std::string>> h = {
+      {"Cookie", "session=s1"}, {"X-Api-Key", "k-1"}, {"AUTHORIZATION", "Bearer tok"}};
+  const auto copy = h;
+  EXPECT_EQ(IdentityFromHeaders(h, "idkey", {"x-api-key"}), IdentityOf("idkey", "tok"));
+  EXPECT_EQ(h, copy);
+  h.pop_back();
+  EXPECT_EQ(IdentityFromHeaders(h, "idkey", {"x-api-key"}), IdentityOf("idkey", "k-1"));
+  EXPECT_EQ(IdentityFromHeaders(h, "idkey", {}), IdentityOf("idkey", "session=s1"));
+  EXPECT_EQ(IdentityFromHeaders(h, "", {}), "") << "no key, no identity";
+  EXPECT_EQ(IdentityFromHeaders({{"Authorization", "   "}, {"Set-Cookie", "a=b"}}, "idkey", {}), "")
+      << "an empty credential or a response cookie is no identity";
 }
 
 TEST(Scrub, RemovesSecretsAndSetsIdentity) {

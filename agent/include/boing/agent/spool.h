@@ -21,8 +21,8 @@
 //    after it is closed. Whatever the server may have seen is on disk, so after a power loss a seq
 //    is never handed out twice for different events. Records appended since the last send are
 //    lost on power loss (not on an agent crash: they are in the page cache).
-//  - kAlways: fsync after every append (slow: the appending thread waits for the disk; for hosts
-//    whose events are rare and precious).
+//  - kAlways: fsync after every append, once per AppendBatch write, before it returns (slow: the
+//    appending thread waits for the disk; for hosts whose events are rare and precious).
 //  - kNever: no fsync; survives agent crashes, not power loss.
 // The `acked` file is renamed into place without fsync under kNever: going back in time only
 // resends events the server then reports as duplicates.
@@ -42,6 +42,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -90,6 +91,16 @@ class Spool {
   // Appends one record with seq == NextSeq(). False (with *error) on an I/O error or a record
   // larger than max_record_bytes; the seq is then not consumed.
   bool Append(uint64_t seq, std::string_view payload, std::string* error);
+  // Appends records with the seqs first_seq (== NextSeq()), first_seq + 1, ... with one write per
+  // segment they go into (the capture thread appends what one ring-buffer poll produced). Returns
+  // how many were appended, in order; fewer than payloads.size() with *error set on an I/O error
+  // or a record larger than max_record_bytes (that record and the ones after it are not
+  // appended, their seqs not consumed). Same bound, drop and fsync rules as Append: under kAlways
+  // the sync happens once per write, before this returns.
+  size_t AppendBatch(uint64_t first_seq, std::span<const std::string_view> payloads,
+                     std::string* error);
+  // The longest payload Append takes.
+  uint32_t max_record_bytes() const { return options_.max_record_bytes; }
   // Up to max_records / max_bytes (at least one record) of the oldest unacknowledged records, in
   // seq order. Does not consume them.
   bool Read(size_t max_records, size_t max_bytes, std::vector<SpoolRecord>& out,
@@ -126,8 +137,8 @@ class Spool {
       : options_(std::move(options)), cap_bytes_(options_.max_bytes) {}
   bool Recover(std::string* error);
   bool OpenTail(uint64_t first_seq, std::string* error);
-  bool AppendLocked(uint64_t seq, std::string_view payload, std::vector<Doomed>& doomed,
-                    std::string* error);
+  size_t AppendChunkLocked(std::span<const std::string_view> payloads, std::vector<Doomed>& doomed,
+                           std::string* error);
   bool SyncUpTo(bool closed_only, std::string* error);
   int DoSync(int fd) const;
   void DropOldest(std::vector<Doomed>& doomed);
@@ -142,6 +153,7 @@ class Spool {
   std::mutex sync_mu_;
   std::vector<Segment> segments_;  // oldest first; back() is open for appends
   int tail_fd_ = -1;
+  std::string write_buf_;  // records of one AppendChunkLocked write
   uint64_t next_seq_ = 1;
   uint64_t acked_ = 0;
   uint64_t synced_seq_ = 0;   // every record up to here is durable (kBatch reads stop there)
