@@ -4,7 +4,7 @@
 // XSS, path traversal probes, a latency spike, a traffic spike, a new-country caller), spread over
 // 4 APIs. A pool of events is generated first and replayed with advancing timestamps. All rule and
 // statistics detectors on, defaults; the geographic ones on the DB-IP database setup.sh installs
-// (BENCH_GEOIP=off: without it).
+// (BENCH_GEOIP=off: without it). BENCH_SCAN_MEMO=N: the scan memo's size (0: off).
 // usage: detect_bench [events (default 1000000)] [pool (default 200000)]
 #include <time.h>
 
@@ -39,7 +39,11 @@ int main(int argc, char** argv) {
   const double span = pool.back().timestamp - pool.front().timestamp + 1e-3;
   std::vector<double> base(pool.size());
   for (size_t i = 0; i < pool.size(); ++i) base[i] = pool[i].timestamp;
-  boing::detect::Pipeline p;
+  boing::detect::PipelineLimits limits;
+  if (const char* m = std::getenv("BENCH_SCAN_MEMO")) {  // entries; 0: every value scanned
+    limits.scan_memo_entries = std::strtoull(m, nullptr, 10);
+  }
+  boing::detect::Pipeline p(limits);
   const char* geo_env = std::getenv("BENCH_GEOIP");
   bool geo = !(geo_env && std::string(geo_env) == "off");
   if (geo) {
