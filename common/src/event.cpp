@@ -469,6 +469,12 @@ bool AppendEventFields(const Event& e, std::string& out) {
   auto opt = [&](std::string_view key, const std::string& v) {
     if (!v.empty()) str(key, v);
   };
+  auto opt_int = [&](std::string_view key, const auto& v) {  // an optional integer field
+    if (v) {
+      AppendKey(out, key);
+      AppendInteger(out, *v);
+    }
+  };
   str("method", e.method);
   str("endpoint", e.endpoint);
   str("client_ip", e.client_ip);
@@ -497,44 +503,26 @@ bool AppendEventFields(const Event& e, std::string& out) {
   AppendInteger(out, e.status_code);
   AppendKey(out, "latency_ms");
   AppendDouble(out, e.latency_ms);
-  if (e.body_size) {
-    AppendKey(out, "body_size");
-    AppendInteger(out, *e.body_size);
-  }
-  if (e.response_size) {
-    AppendKey(out, "response_size");
-    AppendInteger(out, *e.response_size);
-  }
+  opt_int("body_size", e.body_size);
+  opt_int("response_size", e.response_size);
   opt("query", e.query);
   opt("payload", e.payload);
   opt("user_agent", e.user_agent);
   opt("host", e.host);
   opt("identity", e.identity);
   opt("server_ip", e.server_ip);
-  if (e.server_port) {
-    AppendKey(out, "server_port");
-    AppendInteger(out, *e.server_port);
-  }
+  opt_int("server_port", e.server_port);
   if (e.tls) {
     AppendKey(out, "tls");
     out += *e.tls ? "true" : "false";
   }
   opt("protocol", e.protocol);
   opt("agent_id", e.agent_id);
-  if (e.seq) {
-    AppendKey(out, "seq");
-    AppendInteger(out, *e.seq);
-  }
+  opt_int("seq", e.seq);
   opt("host_name", e.host_name);
-  if (e.pid) {
-    AppendKey(out, "pid");
-    AppendInteger(out, *e.pid);
-  }
+  opt_int("pid", e.pid);
   opt("comm", e.comm);
-  if (e.cgroup_id) {
-    AppendKey(out, "cgroup_id");
-    AppendInteger(out, *e.cgroup_id);
-  }
+  opt_int("cgroup_id", e.cgroup_id);
   opt("container_id", e.container_id);
   opt("pod", e.pod);
   opt("namespace", e.k8s_namespace);

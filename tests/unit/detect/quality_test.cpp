@@ -29,6 +29,14 @@ std::vector<std::vector<std::string>> ReadCsv(const std::string& path) {
   return rows;
 }
 
+// The payload classifier built with the server (nullptr, with the reason printed, when absent).
+std::shared_ptr<const PayloadClassifier> ShippedModel() {
+  std::string error;
+  auto model = PayloadClassifier::Load(BOING_PAYLOAD_MODEL, &error);
+  EXPECT_TRUE(model) << error;
+  return model;
+}
+
 struct Tally {
   int total = 0, detected = 0, own_class = 0;
 };
@@ -97,10 +105,8 @@ TEST(PayloadQuality, HttpParamsRecallAndFalsePositives) {
 // --rows even`, so on the even rows only) on the odd rows, which training never saw: alone, and
 // combined with the signature and tokenizer detectors (the pipeline as it runs).
 TEST(PayloadQuality, ClassifierOnHeldOutRows) {
-  std::string error;
-  std::shared_ptr<const PayloadClassifier> model =
-      PayloadClassifier::Load(BOING_PAYLOAD_MODEL, &error);
-  ASSERT_TRUE(model) << error;
+  std::shared_ptr<const PayloadClassifier> model = ShippedModel();
+  ASSERT_TRUE(model);
   auto rows = ReadCsv(BOING_HTTP_PARAMS_CSV);
   ASSERT_GT(rows.size(), 20000u);
   Pipeline p;
@@ -164,10 +170,8 @@ TEST(PayloadQuality, ClassifierOnHeldOutRows) {
 // with the memo, with a two-entry memo (constant collisions and replacements) and without it are
 // the same, field by field.
 TEST(PayloadQuality, ScanMemoNeverChangesAFinding) {
-  std::string error;
-  std::shared_ptr<const PayloadClassifier> model =
-      PayloadClassifier::Load(BOING_PAYLOAD_MODEL, &error);
-  ASSERT_TRUE(model) << error;
+  std::shared_ptr<const PayloadClassifier> model = ShippedModel();
+  ASSERT_TRUE(model);
   auto rows = ReadCsv(BOING_HTTP_PARAMS_CSV);
   ASSERT_GT(rows.size(), 20000u);
   PipelineLimits off, tiny;
